@@ -1,0 +1,100 @@
+"""Application settings, read once from the environment and `.env`."""
+
+import sys
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting the server and the worker read; names match `.env.example`."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Database
+    database_url: str = "sqlite+aiosqlite:///./data/app.db"
+    db_pool_size: int = Field(10, ge=1)
+    db_max_overflow: int = Field(10, ge=0)
+    db_pool_timeout: float = Field(5.0, gt=0)
+    db_statement_timeout_ms: int = Field(4000, ge=0)
+
+    # OpenAI (or any compatible server)
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o"
+    openai_temperature: float = Field(0.2, ge=0, le=2)
+    openai_max_tokens: int = Field(1000, ge=1)
+
+    # Conversations
+    session_timeout_minutes: int = Field(30, ge=1)
+
+    # Server
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    debug: bool = False
+    admin_token: str | None = None
+
+    # Kakao
+    kakao_skill_secret: str | None = None
+    kakao_skill_secret_header: str = "X-Skill-Secret"
+    kakao_callback_allowed_hosts: Annotated[list[str], NoDecode] = ["bot-api.kakao.com"]
+    kakao_callback_allow_http: bool = False
+    kakao_ack_text: str = "AI가 답변을 생성하고 있어요!"
+    skill_sync_wait_seconds: float = Field(3.5, ge=0, le=4.5)
+    skill_max_body_bytes: int = Field(64_000, ge=1024)
+
+    # Worker and queue
+    embedded_worker: bool = True
+    worker_concurrency: int = Field(200, ge=1)
+    worker_poll_seconds: float = Field(2.0, gt=0)
+    worker_shutdown_grace_seconds: float = Field(10.0, ge=0)
+    task_max_attempts: int = Field(3, ge=1)
+    task_lease_seconds: float = Field(15.0, gt=0)
+    task_retention_days: int = Field(30, ge=1)
+    callback_deadline_seconds: float = Field(50.0, gt=1, le=60)
+
+    # Knowledge base
+    chroma_path: str = "./data/chroma"
+    chroma_host: str | None = None
+
+    @field_validator("kakao_callback_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [h.strip().lower() for h in value.split(",") if h.strip()]
+        return value
+
+    @field_validator("openai_api_key", "admin_token", "kakao_skill_secret", "openai_base_url", "chroma_host")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in logs."""
+        return [s for s in (self.openai_api_key, self.admin_token, self.kakao_skill_secret) if s]
+
+
+def load_settings() -> Settings:
+    """Build settings, turning a bad value into one clear line and exit code 2."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']).upper()}={err.get('input')!r}: {err['msg']}"
+            for err in exc.errors()
+        )
+        print(f"Invalid configuration: {problems}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,49 @@
+"""FastAPI application factory; `uvicorn app.main:app` serves the API alone."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from loguru import logger
+
+from app.api import health
+from app.config import Settings, get_settings
+from app.db import Database
+from app.logs import setup_logging
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app with its own database handle (tests build one per database)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logger.info(
+            "API starting: database={} ai={}",
+            app.state.db.engine.dialect.name,
+            "openai" if settings.openai_api_key else "offline",
+        )
+        yield
+        await app.state.db.dispose()
+
+    app = FastAPI(
+        title="Kakao AI Skill Server",
+        version="0.1.0",
+        description="KakaoTalk channel AI chatbot skill server with a durable answer queue.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = Database(settings)
+    app.include_router(health.router)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # Built on first access so importing create_app (tests, run_server.py) reads no environment.
+    if name != "app":
+        raise AttributeError(name)
+    settings = get_settings()
+    setup_logging(settings)
+    application = create_app(settings)
+    globals()["app"] = application
+    return application

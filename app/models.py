@@ -1,0 +1,235 @@
+"""SQLModel tables. Table names come from the original system and are kept."""
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend (SQLite stores naive UTC)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def ts(*, nullable: bool = False, index: bool = False, default: bool = True) -> Any:
+    """A UTC timestamp column (defaults to now when `default`)."""
+    return Field(
+        default_factory=utcnow if default and not nullable else None,
+        sa_type=UTCDateTime,
+        nullable=nullable,
+        index=index,
+    )
+
+
+class Role(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class CallbackStatus(StrEnum):
+    NONE = "none"
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+class AppUser(SQLModel, table=True):
+    __tablename__ = "appuser"
+    __table_args__ = (sa.UniqueConstraint("bot_id", "kakao_user_id", name="uq_appuser_bot_user"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    bot_id: str = Field(max_length=100)
+    kakao_user_id: str = Field(max_length=70)
+    plusfriend_user_key: str | None = Field(default=None, max_length=100)
+    name: str | None = Field(default=None, max_length=20)
+    name_mode: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    created_at: datetime = ts()
+    last_seen_at: datetime = ts()
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "conversation"
+    __table_args__ = (sa.Index("ix_conversation_user_last", "user_id", "last_message_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="appuser.id", ondelete="CASCADE")
+    started_at: datetime = ts()
+    last_message_at: datetime = ts()
+    summarized_at: datetime | None = ts(nullable=True)
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "message"
+    __table_args__ = (sa.Index("ix_message_conversation_id", "conversation_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", ondelete="CASCADE")
+    user_id: int = Field(foreign_key="appuser.id", ondelete="CASCADE", index=True)
+    role: str = Field(max_length=16)
+    text: str = Field(sa_type=sa.Text)
+    created_at: datetime = ts()
+
+
+class PromptLog(SQLModel, table=True):
+    __tablename__ = "promptlog"
+
+    msg_id: int = Field(primary_key=True, foreign_key="message.id", ondelete="CASCADE")
+    task_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid, index=True)
+    template_name: str | None = Field(default=None, max_length=100)
+    template_version: int | None = None
+    rendered_prompt: str = Field(sa_type=sa.Text)
+    model: str | None = Field(default=None, max_length=100)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_ms: int | None = None
+    finish_reason: str | None = Field(default=None, max_length=32)
+    sources: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = ts()
+
+
+class EventLog(SQLModel, table=True):
+    __tablename__ = "eventlog"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int | None = Field(default=None, foreign_key="appuser.id", ondelete="SET NULL", index=True)
+    bot_id: str | None = Field(default=None, max_length=100)
+    event_type: str = Field(max_length=64, index=True)
+    detail: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = ts(index=True)
+
+
+class LogMessage(SQLModel, table=True):
+    __tablename__ = "logmessage"
+
+    id: int | None = Field(default=None, primary_key=True)
+    level: str = Field(max_length=16, index=True)
+    logger: str | None = Field(default=None, max_length=200)
+    message: str = Field(sa_type=sa.Text)
+    created_at: datetime = ts(index=True)
+
+
+class PromptTemplate(SQLModel, table=True):
+    __tablename__ = "prompttemplate"
+    __table_args__ = (
+        sa.UniqueConstraint("bot_id", "name", "version", name="uq_prompttemplate_version"),
+        sa.Index(
+            "uq_prompttemplate_active",
+            "bot_id",
+            "name",
+            unique=True,
+            postgresql_where=sa.text("is_active"),
+            sqlite_where=sa.text("is_active"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # "" means every bot; a Kakao bot id overrides it for that bot only.
+    bot_id: str = Field(default="", max_length=100, sa_column_kwargs={"server_default": ""})
+    name: str = Field(max_length=100)
+    version: int = 1
+    system_prompt: str = Field(sa_type=sa.Text)
+    description: str | None = Field(default=None, max_length=500)
+    is_active: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    created_at: datetime = ts()
+
+
+class UserSummary(SQLModel, table=True):
+    __tablename__ = "usersummary"
+
+    user_id: int = Field(primary_key=True, foreign_key="appuser.id", ondelete="CASCADE")
+    summary: str = Field(sa_type=sa.Text)
+    conversations: int = 0
+    updated_at: datetime = ts()
+
+
+class AIProcessingTask(SQLModel, table=True):
+    __tablename__ = "aiprocessingtask"
+    __table_args__ = (
+        sa.Index(
+            "ix_aiprocessingtask_pending",
+            "run_after",
+            "created_at",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        ),
+        sa.Index(
+            "ix_aiprocessingtask_lease",
+            "lease_expires_at",
+            postgresql_where=sa.text("status = 'processing'"),
+            sqlite_where=sa.text("status = 'processing'"),
+        ),
+        sa.Index("ix_aiprocessingtask_user_status", "user_id", "status"),
+        sa.Index("ix_aiprocessingtask_status_created", "status", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True, sa_type=sa.Uuid)
+    bot_id: str = Field(max_length=100)
+    user_id: int = Field(foreign_key="appuser.id", ondelete="CASCADE")
+    conversation_id: int = Field(foreign_key="conversation.id", ondelete="CASCADE", index=True)
+    message_id: int = Field(foreign_key="message.id", ondelete="CASCADE", index=True)
+    response_message_id: int | None = Field(default=None, foreign_key="message.id", ondelete="SET NULL")
+    block_name: str | None = Field(default=None, max_length=200)
+    status: str = Field(default=TaskStatus.PENDING, max_length=16)
+    attempts: int = 0
+    max_attempts: int = 3
+    run_after: datetime = ts()
+    locked_by: str | None = Field(default=None, max_length=200)
+    lease_expires_at: datetime | None = ts(nullable=True)
+    callback_url: str | None = Field(default=None, sa_type=sa.Text)
+    callback_not_before: datetime | None = ts(nullable=True)
+    callback_deadline: datetime | None = ts(nullable=True)
+    callback_status: str = Field(default=CallbackStatus.NONE, max_length=16)
+    callback_error: str | None = Field(default=None, sa_type=sa.Text)
+    ai_response: str | None = Field(default=None, sa_type=sa.Text)
+    # When the answer reached the user (callback, sync reply or their next message); NULL = still owed.
+    answer_delivered_at: datetime | None = ts(nullable=True)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = ts()
+    started_at: datetime | None = ts(nullable=True)
+    completed_at: datetime | None = ts(nullable=True)
+
+
+class WorkerHeartbeat(SQLModel, table=True):
+    __tablename__ = "workerheartbeat"
+
+    worker_id: str = Field(primary_key=True, max_length=200)
+    hostname: str = Field(max_length=200)
+    pid: int
+    started_at: datetime = ts()
+    last_seen_at: datetime = ts(index=True)
+    in_flight: int = 0
+    listen_connected: bool = False

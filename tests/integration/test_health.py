@@ -1,0 +1,12 @@
+import httpx
+
+
+async def test_health_reports_database(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok"}
+
+
+async def test_openapi_docs_served(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/docs")).status_code == 200
+    assert "/health" in (await client.get("/openapi.json")).json()["paths"]

@@ -1,0 +1,1 @@
+"""The background worker runtime: claims queued tasks and delivers answers."""
