@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     kakao_ack_text: str = "AI가 답변을 생성하고 있어요!"
     skill_sync_wait_seconds: float = Field(3.5, ge=0, le=4.5)
     skill_max_body_bytes: int = Field(64_000, ge=1024)
+    skill_store_timeout_seconds: float = Field(3.0, gt=0, le=4.5)
 
     # Worker and queue
     embedded_worker: bool = True
