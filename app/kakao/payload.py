@@ -1,0 +1,119 @@
+"""The skill request Kakao POSTs to us (SkillPayload), parsed tolerantly."""
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+MAX_UTTERANCE_CHARS = 2000
+MAX_USER_ID_CHARS = 70
+
+
+def _none_as_empty(value: Any) -> Any:
+    return {} if value is None else value
+
+
+# Real payloads sometimes carry null where the docs show an object.
+JsonObject = Annotated[dict[str, Any], BeforeValidator(_none_as_empty)]
+
+
+class _KakaoModel(BaseModel):
+    # Kakao adds undocumented keys over time; unknown keys must never fail a request.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, alias_generator=to_camel)
+
+
+class Bot(_KakaoModel):
+    """The bot (tenant) the request is for."""
+
+    id: str = Field(min_length=1)
+    name: str | None = None
+
+
+class Block(_KakaoModel):
+    """An Open Builder block reference."""
+
+    id: str | None = None
+    name: str | None = None
+
+
+class Intent(_KakaoModel):
+    """The matched intent (block)."""
+
+    id: str | None = None
+    name: str | None = None
+
+
+class KakaoUser(_KakaoModel):
+    """The user; `id` is the botUserKey, unique per bot."""
+
+    id: str = Field(min_length=1, max_length=MAX_USER_ID_CHARS)
+    type: str | None = None
+    properties: JsonObject = Field(default_factory=dict)
+
+
+class UserRequest(_KakaoModel):
+    """What the user said, and where to deliver a late answer (`callback_url`)."""
+
+    utterance: str = Field(max_length=MAX_UTTERANCE_CHARS)
+    user: KakaoUser
+    callback_url: str | None = None
+    block: Block | None = None
+    lang: str | None = None
+    timezone: str | None = None
+    params: JsonObject = Field(default_factory=dict)
+
+
+class Action(_KakaoModel):
+    """The skill action; `params` values are strings (entities arrive JSON-encoded)."""
+
+    id: str | None = None
+    name: str | None = None
+    params: JsonObject = Field(default_factory=dict)
+    detail_params: JsonObject = Field(default_factory=dict)
+    client_extra: dict[str, Any] | None = None
+
+
+class FlowTrigger(_KakaoModel):
+    """How the block was reached: typed text (`TEXT_INPUT`) or a button press."""
+
+    type: str | None = None
+    referrer_block: Block | None = None
+
+
+class Flow(_KakaoModel):
+    """Conversation flow information."""
+
+    trigger: FlowTrigger | None = None
+    last_block: Block | None = None
+
+
+class SkillPayload(_KakaoModel):
+    """One skill request: one user utterance."""
+
+    bot: Bot
+    user_request: UserRequest
+    action: Action | None = None
+    intent: Intent | None = None
+    contexts: list[dict[str, Any]] = Field(default_factory=list)
+    flow: Flow | None = None
+
+    @property
+    def bot_key(self) -> str:
+        """Bot id without the trailing "!" that development channels add."""
+        return self.bot.id.removesuffix("!")
+
+    @property
+    def user_key(self) -> str:
+        """The botUserKey; unique only together with `bot_key`."""
+        return self.user_request.user.id
+
+    @property
+    def utterance(self) -> str:
+        return self.user_request.utterance
+
+    @property
+    def block_name(self) -> str | None:
+        """Name of the block that called the skill, if Kakao says."""
+        if self.user_request.block and self.user_request.block.name:
+            return self.user_request.block.name
+        return self.intent.name if self.intent else None
