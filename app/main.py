@@ -6,10 +6,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from loguru import logger
 
-from app.api import health
+from app.api import health, skill
 from app.config import Settings, get_settings
 from app.db import Database
 from app.logs import setup_logging
+from app.queue import Wakeup
+from app.services.skill import SkillService
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -34,7 +36,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = Database(settings)
+    app.state.wakeup = Wakeup()
+    app.state.skill = SkillService(settings, app.state.db, app.state.wakeup)
     app.include_router(health.router)
+    app.include_router(skill.router)
     return app
 
 

@@ -20,7 +20,7 @@ from app.db import Database
 from app.main import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "kakao" / "fixtures"
+FIXTURES = ROOT / "tests" / "fixtures" / "kakao"
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 ADMIN_TOKEN = "test-admin-token"
 

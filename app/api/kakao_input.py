@@ -1,0 +1,64 @@
+"""Reading a Kakao request safely: shared-secret check, capped body, tolerant parsing."""
+
+import hmac
+import json
+from typing import Any
+
+from fastapi import HTTPException, Request, status
+from pydantic import ValidationError
+
+from app.config import Settings
+from app.kakao import SkillResponse, text_reply
+from app.kakao.payload import MAX_UTTERANCE_CHARS, SkillPayload
+from app.services import texts
+
+
+def authenticate(request: Request, settings: Settings) -> None:
+    """Require the shared-secret header configured on the Kakao skill, when one is set."""
+    if not settings.kakao_skill_secret:
+        return
+    given = request.headers.get(settings.kakao_skill_secret_header, "")
+    if not hmac.compare_digest(given.encode(), settings.kakao_skill_secret.encode()):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"Missing or wrong {settings.kakao_skill_secret_header}")
+
+
+async def read_capped_body(request: Request, limit: int) -> bytes:
+    """The body, refusing anything over `limit` bytes before it is all read."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"Body over {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"Body over {limit} bytes")
+    return bytes(body)
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5])
+
+
+def _only_long_utterance(exc: ValidationError) -> bool:
+    return all(e["type"] == "string_too_long" and e["loc"][-1:] == ("utterance",) for e in exc.errors())
+
+
+def parse_payload(body: bytes) -> SkillPayload | SkillResponse:
+    """The payload, or a Kakao reply for input a real user can produce (too long, empty)."""
+    try:
+        data: Any = json.loads(body)
+    except UnicodeDecodeError:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "Body is not valid UTF-8") from None
+    except ValueError:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "Body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "Body must be a JSON object (Kakao SkillPayload)")
+    try:
+        payload = SkillPayload.model_validate(data)
+    except ValidationError as exc:
+        if _only_long_utterance(exc):
+            return text_reply(texts.TOO_LONG.format(limit=MAX_UTTERANCE_CHARS))
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, _describe(exc)) from None
+    if not payload.utterance.strip():
+        return text_reply(texts.EMPTY_UTTERANCE)
+    return payload

@@ -1,0 +1,52 @@
+"""Kakao skill endpoints: `/skill` (answers via the queue) and `/welcome`."""
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from app.api.kakao_input import authenticate, parse_payload, read_capped_body
+from app.kakao import SkillResponse
+from app.models import utcnow
+from app.services.skill import SkillService
+
+router = APIRouter(tags=["kakao"])
+
+_PAYLOAD_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object", "description": "Kakao SkillPayload"}}},
+    }
+}
+
+
+def get_skill_service(request: Request) -> SkillService:
+    return request.app.state.skill
+
+
+SkillServiceDep = Annotated[SkillService, Depends(get_skill_service)]
+
+
+def kakao_json(response: SkillResponse) -> JSONResponse:
+    return JSONResponse(response.to_dict())
+
+
+@router.post("/skill", summary="Kakao skill: store, enqueue, acknowledge", openapi_extra=_PAYLOAD_DOC)
+async def skill(request: Request, service: SkillServiceDep) -> JSONResponse:
+    started = time.monotonic()
+    arrived_at = utcnow()
+    authenticate(request, service.settings)
+    parsed = parse_payload(await read_capped_body(request, service.settings.skill_max_body_bytes))
+    if isinstance(parsed, SkillResponse):
+        return kakao_json(parsed)
+    return kakao_json(await service.handle(parsed, arrived_at=arrived_at, started=started))
+
+
+@router.post("/welcome", summary="Kakao welcome block: greet the user by name", openapi_extra=_PAYLOAD_DOC)
+async def welcome(request: Request, service: SkillServiceDep) -> JSONResponse:
+    authenticate(request, service.settings)
+    parsed = parse_payload(await read_capped_body(request, service.settings.skill_max_body_bytes))
+    if isinstance(parsed, SkillResponse):
+        return kakao_json(parsed)
+    return kakao_json(await service.welcome(parsed))

@@ -1,0 +1,13 @@
+"""User-facing Korean texts of the skill endpoint, in one place."""
+
+CHECK_ANSWER = "답변 확인"
+
+PREPARING = "답변을 준비하고 있어요. 잠시 후 아래 '답변 확인'을 눌러 주세요."
+STILL_WORKING = "아직 답변을 준비하고 있어요. 잠시 후 다시 '답변 확인'을 눌러 주세요."
+NOTHING_PENDING = "지금은 확인할 답변이 없어요. 궁금한 점을 편하게 물어봐 주세요."
+LATE_ANSWER_PREFIX = "이전 질문에 대한 답변이에요:\n"
+CANNOT_STORE = "죄송해요, 지금은 메시지를 처리할 수 없어요. 잠시 후 다시 말씀해 주세요."
+TOO_LONG = "메시지가 너무 길어요. {limit}자 이내로 나누어 보내 주세요."
+EMPTY_UTTERANCE = "메시지가 비어 있어요. 궁금한 점을 입력해 주세요."
+WELCOME_NAMED = "안녕하세요, {name}님! 다시 만나 반가워요. 무엇을 도와드릴까요?"
+WELCOME = "안녕하세요! 무엇을 도와드릴까요? 이름을 알려 주시면 기억해 둘게요. (예: /이름 홍길동)"

@@ -1,0 +1,46 @@
+"""Kakao users: one row per (bot, botUserKey)."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import AppUser
+
+_user = AppUser.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class UserRef:
+    """The few user fields a request needs."""
+
+    id: int
+    name: str | None
+    name_mode: bool
+
+
+async def touch_user(session: AsyncSession, *, bot_id: str, kakao_user_id: str, now: datetime) -> UserRef:
+    """Find or create the user in one statement, recording when they were last seen."""
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(_user).values(
+        bot_id=bot_id, kakao_user_id=kakao_user_id, name_mode=False, created_at=now, last_seen_at=now
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[_user.c.bot_id, _user.c.kakao_user_id],
+        set_={"last_seen_at": stmt.excluded.last_seen_at},
+    ).returning(_user.c.id, _user.c.name, _user.c.name_mode)
+    row = (await session.execute(stmt)).one()
+    return UserRef(id=row.id, name=row.name, name_mode=row.name_mode)
+
+
+async def find_user(session: AsyncSession, *, bot_id: str, kakao_user_id: str) -> UserRef | None:
+    row = (
+        await session.execute(
+            select(_user.c.id, _user.c.name, _user.c.name_mode).where(
+                _user.c.bot_id == bot_id, _user.c.kakao_user_id == kakao_user_id
+            )
+        )
+    ).one_or_none()
+    return UserRef(id=row.id, name=row.name, name_mode=row.name_mode) if row else None
