@@ -1,12 +1,13 @@
 """FastAPI application factory; `uvicorn app.main:app` serves the API alone."""
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from loguru import logger
 
-from app.api import health, skill
+from app.api import dev, health, skill
 from app.config import Settings, get_settings
 from app.db import Database
 from app.logs import setup_logging
@@ -40,6 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.skill = SkillService(settings, app.state.db, app.state.wakeup)
     app.include_router(health.router)
     app.include_router(skill.router)
+    if settings.debug:
+        app.state.test_callbacks = OrderedDict()
+        app.include_router(dev.router)
     return app
 
 

@@ -1,0 +1,95 @@
+"""Dev-only endpoints (mounted when DEBUG=true): run the whole skill flow locally, Kakao stand-in included."""
+
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from app.api.skill import SkillServiceDep
+from app.kakao import MAX_UTTERANCE_CHARS, SkillPayload
+from app.models import utcnow
+
+router = APIRouter(tags=["dev"])
+MAX_RECORDED = 200
+
+
+class TestSkillRequest(BaseModel):
+    utterance: str = Field(min_length=1, max_length=MAX_UTTERANCE_CHARS)
+    user_id: str = Field("test-user", min_length=1, max_length=70)
+    bot_id: str = Field("test-bot", min_length=1, max_length=100)
+    use_callback: bool = True
+
+
+class TestSkillResult(BaseModel):
+    skill_response: dict[str, Any]
+    callback_id: str | None = Field(description="GET /test-callback/{callback_id} shows what the callback received")
+    callback_note: str
+
+
+class RecordedCallback(BaseModel):
+    callback_id: str
+    received_at: str
+    body: Any
+
+
+def _recorded(request: Request) -> "OrderedDict[str, RecordedCallback]":
+    return request.app.state.test_callbacks
+
+
+@router.post("/test-skill", response_model=TestSkillResult, summary="Run an utterance through /skill locally")
+async def test_skill(body: TestSkillRequest, request: Request, service: SkillServiceDep) -> TestSkillResult:
+    callback_id = uuid.uuid4().hex if body.use_callback else None
+    data: dict[str, Any] = {
+        "bot": {"id": body.bot_id, "name": "테스트 봇"},
+        "userRequest": {"utterance": body.utterance, "user": {"id": body.user_id}, "lang": "ko"},
+    }
+    note = "no callback requested: the reply waits for the answer like Kakao's bot test console"
+    if callback_id:
+        url = str(request.url_for("receive_test_callback", callback_id=callback_id))
+        data["userRequest"]["callbackUrl"] = url
+        payload = SkillPayload.model_validate(data)
+        if service.trusted_callback(payload):
+            note = "callback accepted: the worker will POST the answer to /test-callback"
+        else:
+            note = (
+                "callback refused by the allow-list: set KAKAO_CALLBACK_ALLOW_HTTP=true and add "
+                f"{request.url.hostname} to KAKAO_CALLBACK_ALLOWED_HOSTS"
+            )
+            callback_id = None
+    payload = SkillPayload.model_validate(data)
+    reply = await service.handle(payload, arrived_at=utcnow(), started=time.monotonic())
+    return TestSkillResult(skill_response=reply.to_dict(), callback_id=callback_id, callback_note=note)
+
+
+@router.post("/test-callback/{callback_id}", name="receive_test_callback", summary="Kakao callback stand-in")
+async def receive_test_callback(callback_id: str, request: Request) -> dict[str, Any]:
+    """Answers like Kakao: each callback URL works once."""
+    recorded = _recorded(request)
+    now_ms = int(time.time() * 1000)
+    if callback_id in recorded:
+        return {"taskId": callback_id, "status": "FAIL", "message": "Invalid callback token.", "timestamp": now_ms}
+    try:
+        body = await request.json()
+    except ValueError:
+        return {"taskId": callback_id, "status": "FAIL", "message": "Invalid json response from bot-skill.",
+                "timestamp": now_ms}
+    recorded[callback_id] = RecordedCallback(callback_id=callback_id, received_at=utcnow().isoformat(), body=body)
+    while len(recorded) > MAX_RECORDED:
+        recorded.popitem(last=False)
+    return {"taskId": callback_id, "status": "SUCCESS", "message": "OK", "timestamp": now_ms}
+
+
+@router.get("/test-callback", response_model=list[RecordedCallback], summary="Callbacks received, newest first")
+async def list_test_callbacks(request: Request) -> list[RecordedCallback]:
+    return list(reversed(_recorded(request).values()))
+
+
+@router.get("/test-callback/{callback_id}", response_model=RecordedCallback, summary="One received callback")
+async def get_test_callback(callback_id: str, request: Request) -> RecordedCallback:
+    recorded = _recorded(request).get(callback_id)
+    if recorded is None:
+        raise HTTPException(404, "No callback received for this id yet")
+    return recorded
