@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     task_lease_seconds: float = Field(15.0, gt=0)
     task_retention_days: int = Field(30, ge=1)
     callback_deadline_seconds: float = Field(50.0, gt=1, le=60)
+    callback_timeout_seconds: float = Field(5.0, gt=0, le=10)
+    apology_margin_seconds: float = Field(5.0, ge=0, lt=50)
+    task_answer_timeout_seconds: float = Field(40.0, gt=0)
+    task_retry_base_seconds: float = Field(1.0, ge=0)
+    task_retry_max_seconds: float = Field(20.0, ge=0)
+    task_retry_window_seconds: float = Field(600.0, gt=0)
+    worker_metrics_port: int = Field(0, ge=0, le=65535)
 
     # Knowledge base
     chroma_path: str = "./data/chroma"
