@@ -1,0 +1,189 @@
+"""Chat Completions client: one call per attempt, errors sorted into retryable and permanent."""
+
+import asyncio
+import email.utils
+import json
+import time
+from collections.abc import Mapping
+from typing import Literal
+
+import httpx
+import openai
+from loguru import logger
+from openai.types.chat import ChatCompletion
+from pydantic import BaseModel
+
+from app.config import Settings
+from app.services.errors import PermanentError, RetryableError
+from app.services.tokens import count_messages, count_tokens
+
+# Statuses worth another attempt; every other 4xx will fail the same way again.
+_RETRYABLE_STATUS = {408, 409, 429}
+_MAX_ERROR_TEXT = 300
+
+
+class ChatMessage(BaseModel):
+    """One message of a Chat Completions request."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class LLMResult(BaseModel):
+    """The answer text with what it cost and how long it took."""
+
+    text: str
+    input_tokens: int
+    output_tokens: int
+    model: str
+    latency_ms: int
+    finish_reason: str | None
+
+
+class LLMClient:
+    """One `AsyncOpenAI` per process; the SDK's own retries are off because the queue owns retries."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.openai_api_key:
+            raise ValueError("OPENAI_API_KEY is not set; use the offline answerer instead")
+        self.model = settings.openai_model
+        self.temperature = settings.openai_temperature
+        self.max_tokens = settings.openai_max_tokens
+        # The standard httpx client (not the SDK's bundled one) keeps one HTTP stack in the project
+        # and lets tests mock the API with respx. Per-call timeouts override this default.
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(60.0, connect=5.0),
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+        )
+        self._client = openai.AsyncOpenAI(
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
+            max_retries=0,
+            http_client=self._http,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+        await self._http.aclose()
+
+    async def complete(
+        self,
+        messages: list[ChatMessage],
+        *,
+        timeout: float,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> LLMResult:
+        """One Chat Completions attempt finishing within `timeout` seconds (the task's remaining time)."""
+        if timeout <= 0:
+            raise RetryableError("no time left for an LLM attempt")
+        model = model or self.model
+        started = time.perf_counter()
+        try:
+            # asyncio.timeout caps the whole attempt; httpx's timeout alone bounds each read, not the sum.
+            async with asyncio.timeout(timeout):
+                completion = await self._client.chat.completions.create(
+                    model=model,
+                    messages=[m.model_dump() for m in messages],  # type: ignore[misc]
+                    temperature=self.temperature if temperature is None else temperature,
+                    max_tokens=max_tokens or self.max_tokens,
+                    timeout=timeout,
+                )
+        except TimeoutError as exc:
+            raise RetryableError(f"LLM attempt timed out after {timeout:.1f}s") from exc
+        except json.JSONDecodeError as exc:
+            raise RetryableError("malformed LLM response: invalid JSON") from exc
+        except openai.APIError as exc:
+            raise classify(exc) from exc
+        latency_ms = round((time.perf_counter() - started) * 1000)
+        result = _result(completion, messages, model, latency_ms)
+        logger.debug(
+            "LLM answered: model={} in={} out={} latency_ms={} finish={}",
+            result.model,
+            result.input_tokens,
+            result.output_tokens,
+            result.latency_ms,
+            result.finish_reason,
+        )
+        return result
+
+
+def _result(completion: object, messages: list[ChatMessage], model: str, latency_ms: int) -> LLMResult:
+    """Read the completion, rejecting shapes a compatible server may send by mistake."""
+    if not isinstance(completion, ChatCompletion):
+        raise RetryableError(f"malformed LLM response ({type(completion).__name__})")
+    try:
+        if not isinstance(completion.choices, list):
+            raise RetryableError("malformed LLM response: no choices field")
+        if not completion.choices:
+            raise PermanentError("LLM returned no choices")
+        choice = completion.choices[0]
+        finish_reason = choice.finish_reason
+        if finish_reason == "content_filter":
+            raise PermanentError("LLM answer blocked by the content filter")
+        if choice.message.refusal:
+            raise PermanentError("LLM refused to answer")
+        text = (choice.message.content or "").strip()
+        if not text:
+            raise RetryableError(f"LLM returned an empty answer (finish_reason={finish_reason})")
+        usage = completion.usage
+        # Compatible servers may omit usage; an estimate keeps limits meaningful.
+        input_tokens = usage.prompt_tokens if usage else count_messages(messages)
+        output_tokens = usage.completion_tokens if usage else count_tokens(text)
+        return LLMResult(
+            text=text,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            model=completion.model or model,
+            latency_ms=latency_ms,
+            finish_reason=finish_reason,
+        )
+    except (AttributeError, TypeError, IndexError, ValueError) as exc:
+        # The SDK builds responses without validation; a broken body surfaces here.
+        raise RetryableError(f"malformed LLM response: {exc}") from exc
+
+
+def classify(exc: openai.APIError) -> RetryableError | PermanentError:
+    """Map an SDK error to the worker's retry policy."""
+    if isinstance(exc, openai.APITimeoutError):
+        return RetryableError("LLM request timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        return RetryableError("LLM connection failed")
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        message = f"LLM HTTP {status}: {_error_text(exc)}"
+        if status == 429 and exc.code == "insufficient_quota":
+            # Billing quota, not rate: waiting does not help.
+            return PermanentError(message)
+        if status in _RETRYABLE_STATUS or status >= 500:
+            return RetryableError(message, retry_after=retry_after(exc.response.headers))
+        return PermanentError(message)
+    # APIResponseValidationError and anything new: the body was not what we expected.
+    return RetryableError(f"malformed LLM response: {_error_text(exc)}")
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(float(millis) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _error_text(exc: openai.APIError) -> str:
+    return " ".join(str(exc.message).split())[:_MAX_ERROR_TEXT]
