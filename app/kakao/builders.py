@@ -26,7 +26,9 @@ def _label(text: str) -> str:
 def _quick_replies(items: Sequence[QuickReply | str]) -> list[QuickReply]:
     """Strings become message quick replies that send the full text; blank strings are skipped."""
     return [
-        item if isinstance(item, QuickReply) else QuickReply(label=_label(item), action="message", message_text=item.strip())
+        item
+        if isinstance(item, QuickReply)
+        else QuickReply(label=_label(item), action="message", message_text=item.strip())
         for item in items
         if isinstance(item, QuickReply) or item.strip()
     ]

@@ -15,6 +15,8 @@ import httpx
 from app.kakao.response import SkillResponse
 
 _MAX_MESSAGE_CHARS = 300
+# Shorter last segments are ordinary words (e.g. a local test path), not tokens.
+_MIN_TOKEN_CHARS = 8
 
 
 class CallbackOutcome(StrEnum):
@@ -69,18 +71,27 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
     return bytes(received[:limit])
 
 
-def _classify(status: int, content: bytes) -> CallbackResult:
+def _scrub(message: str, url: str) -> str:
+    """Mask the URL and its token, in case Kakao ever echoes them back."""
+    token = url.rsplit("/", 1)[-1]
+    for secret in (url, token if len(token) >= _MIN_TOKEN_CHARS else ""):
+        if secret:
+            message = message.replace(secret, "***")
+    return message
+
+
+def _classify(status: int, content: bytes, url: str) -> CallbackResult:
     if 300 <= status < 400:
         return CallbackResult(CallbackOutcome.REJECTED, status, None, "redirect")
     try:
         answer = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         return CallbackResult(CallbackOutcome.REJECTED, status, None, "non-JSON response")
     if not isinstance(answer, dict):
         return CallbackResult(CallbackOutcome.REJECTED, status, None, "non-object JSON response")
-    kakao_status = answer.get("status") if isinstance(answer.get("status"), str) else None
-    message = answer.get("message") if isinstance(answer.get("message"), str) else None
-    message = message[:_MAX_MESSAGE_CHARS] if message else None
+    kakao_status, text = answer.get("status"), answer.get("message")
+    kakao_status = kakao_status if isinstance(kakao_status, str) else None
+    message = _scrub(text, url)[:_MAX_MESSAGE_CHARS] if isinstance(text, str) and text else None
     delivered = 200 <= status < 300 and kakao_status == "SUCCESS"
     outcome = CallbackOutcome.SENT if delivered else CallbackOutcome.REJECTED
     return CallbackResult(outcome, status, kakao_status, message)
@@ -113,4 +124,4 @@ async def send_callback(
         return CallbackResult(CallbackOutcome.UNKNOWN, response.status_code, message=type(error).__name__)
     finally:
         await response.aclose()
-    return _classify(response.status_code, content)
+    return _classify(response.status_code, content, url)

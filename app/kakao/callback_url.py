@@ -33,6 +33,21 @@ def _split_host_port(netloc: str) -> tuple[str, str]:
     return (host, port) if separator else (port, "")
 
 
+def _authority_problem(netloc: str, allowed_hosts: Collection[str], allow_http: bool) -> str | None:
+    if "@" in netloc:
+        return "userinfo not allowed"
+    host, port = _split_host_port(netloc)
+    if not host:
+        return "host missing"
+    if host.lower() not in {_normalise_allowed(allowed) for allowed in allowed_hosts}:
+        return "host not allowed"
+    if port and not port.isdigit():
+        return "port not allowed"
+    if port and not allow_http and int(port) != 443:
+        return "port not allowed"
+    return None
+
+
 def _has_dot_segment(path: str) -> bool:
     # HTTP clients and servers collapse "." and ".." (even percent-encoded), escaping the path prefix.
     return any(unquote(segment) in {".", ".."} for segment in path.split("/"))
@@ -58,19 +73,8 @@ def check_callback_url(url: str, allowed_hosts: Collection[str], allow_http: boo
         return "scheme not allowed"
     if "#" in url:
         return "fragment not allowed"
-    if not parts.netloc:
-        return "host missing"
-    if "@" in parts.netloc:
-        return "userinfo not allowed"
-    host, port = _split_host_port(parts.netloc)
-    if not host:
-        return "host missing"
-    if host.lower() not in {_normalise_allowed(allowed) for allowed in allowed_hosts}:
-        return "host not allowed"
-    if port and not port.isdigit():
-        return "port not allowed"
-    if not allow_http and port and int(port) != 443:
-        return "port not allowed"
+    if problem := _authority_problem(parts.netloc, allowed_hosts, allow_http):
+        return problem
     if _has_dot_segment(parts.path):
         return "path not allowed"
     if not allow_http and not parts.path.startswith(KAKAO_CALLBACK_PATH_PREFIX):

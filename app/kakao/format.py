@@ -20,6 +20,7 @@ _LINK = re.compile(r"(!?)\[([^\]\n]*)\]\(\s*<?((?:[^\s()<>]|\([^\s()]*\))+)>?(?:
 _AUTOLINK = re.compile(r"<((?:https?|ftp)://[^\s<>]+)>")
 _BARE_URL = re.compile(rf"(?:https?|ftp)://{_URL_CHARS}+")
 _URL_TRAILING_PUNCT = ".,;:!?'\"*_~"
+_OPENERS = {")": "(", "]": "["}
 
 _RULE = re.compile(r"^[ \t]*([-*_])(?:[ \t]*\1){2,}[ \t]*$", re.M)
 _SETEXT_UNDERLINE = re.compile(r"^[ \t]*=+[ \t]*$", re.M)
@@ -63,14 +64,11 @@ def _split_url_tail(url: str) -> tuple[str, str]:
     end = len(url)
     while end > 0:
         last = url[end - 1]
-        if last in _URL_TRAILING_PUNCT:
-            end -= 1
-        elif last == ")" and url.count("(", 0, end) < url.count(")", 0, end):
-            end -= 1
-        elif last == "]" and url.count("[", 0, end) < url.count("]", 0, end):
-            end -= 1
-        else:
+        opener = _OPENERS.get(last)
+        unbalanced = opener is not None and url.count(opener, 0, end) < url.count(last, 0, end)
+        if last not in _URL_TRAILING_PUNCT and not unbalanced:
             break
+        end -= 1
     return url[:end], url[end:]
 
 
@@ -140,7 +138,7 @@ def _atoms(text: str, limit: int) -> list[tuple[str, str]]:
         separator = "\n\n"
         parts = _SENTENCE_BREAK.split(paragraph)
         joiners = [m.group(0) for m in _SENTENCE_BREAK.finditer(paragraph)]
-        for sentence, joiner in zip(parts, [*joiners, ""]):
+        for sentence, joiner in zip(parts, [*joiners, ""], strict=True):
             for index, piece in enumerate(_hard_cut(sentence, limit)):
                 atoms.append((separator if index == 0 else " ", piece))
             separator = " " if joiner != "\n" else "\n"

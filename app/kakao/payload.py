@@ -94,7 +94,7 @@ class SkillPayload(_KakaoModel):
     user_request: UserRequest
     action: Action | None = None
     intent: Intent | None = None
-    contexts: list[dict[str, Any]] = Field(default_factory=list)
+    contexts: list[dict[str, Any]] | None = None
     flow: Flow | None = None
 
     @property

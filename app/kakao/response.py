@@ -331,11 +331,23 @@ class Output(_ResponseModel):
 
     @property
     def component(self) -> Component:
-        return next(value for name in _OUTPUT_FIELDS.values() if (value := getattr(self, name)) is not None)
+        return next(slot for slot in self._slots() if slot is not None)
+
+    def _slots(self) -> list[Component | None]:
+        return [
+            self.simple_text,
+            self.simple_image,
+            self.basic_card,
+            self.text_card,
+            self.list_card,
+            self.item_card,
+            self.commerce_card,
+            self.carousel,
+        ]
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
-        if sum(getattr(self, name) is not None for name in _OUTPUT_FIELDS.values()) != 1:
+        if sum(slot is not None for slot in self._slots()) != 1:
             raise ValueError("an output holds exactly one component")
         return self
 
