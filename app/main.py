@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from loguru import logger
 
-from app.api import dev, health, skill
+from app.api import dev, health, prompts, skill
 from app.config import Settings, get_settings
 from app.db import Database
 from app.logs import setup_logging
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.skill = SkillService(settings, app.state.db, app.state.wakeup)
     app.include_router(health.router)
     app.include_router(skill.router)
+    app.include_router(prompts.router)
     if settings.debug:
         app.state.test_callbacks = OrderedDict()
         app.include_router(dev.router)

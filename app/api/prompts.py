@@ -1,0 +1,63 @@
+"""Admin API for prompt templates: list, add a version, show versions, activate one."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from app.api.deps import require_admin
+from app.db import SessionDep
+from app.models import PromptTemplate
+from app.services import prompts
+from app.services.prompts import TemplateError
+
+router = APIRouter(prefix="/admin/prompts", tags=["admin: prompts"], dependencies=[Depends(require_admin)])
+
+TemplateName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9가-힣 _.\-]+$")
+]
+BotFilter = Annotated[str | None, Query(max_length=100, description='A Kakao bot id; "" is the all-bots set')]
+
+
+class PromptCreate(BaseModel):
+    """A new version of a template; `name` is a Kakao block name or `default`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: TemplateName
+    system_prompt: str = Field(min_length=1, max_length=20_000)
+    description: str | None = Field(default=None, max_length=500)
+    bot_id: str = Field(default=prompts.ALL_BOTS, max_length=100, description='"" applies to every bot')
+
+
+@router.get("", response_model=list[PromptTemplate])
+async def list_prompts(
+    session: SessionDep,
+    all_versions: Annotated[bool, Query(alias="all")] = False,
+    bot_id: BotFilter = None,
+) -> list[PromptTemplate]:
+    return await prompts.list_templates(session, all_versions=all_versions, bot_id=bot_id)
+
+
+@router.post("", response_model=PromptTemplate, status_code=status.HTTP_201_CREATED)
+async def create_prompt(body: PromptCreate, session: SessionDep) -> PromptTemplate:
+    try:
+        return await prompts.create_version(session, **body.model_dump())
+    except TemplateError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+@router.get("/{name}", response_model=list[PromptTemplate])
+async def prompt_versions(name: str, session: SessionDep, bot_id: BotFilter = None) -> list[PromptTemplate]:
+    found = await prompts.versions(session, name, bot_id=bot_id)
+    if not found:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"'{name}' 프롬프트가 없어요.")
+    return found
+
+
+@router.post("/{prompt_id}/activate", response_model=PromptTemplate)
+async def activate_prompt(prompt_id: int, session: SessionDep) -> PromptTemplate:
+    template = await prompts.activate(session, prompt_id)
+    if template is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{prompt_id}번 프롬프트가 없어요.")
+    return template

@@ -1,0 +1,190 @@
+"""Prompt templates: placeholder rules, rendering, and versioned storage with one active version."""
+
+from datetime import date, datetime
+from string import Formatter
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import PromptTemplate
+from app.services.errors import PermanentError
+
+VARIABLES = ("user_name", "bot_name", "today", "summary", "context", "utterance")
+DEFAULT_NAME = "default"
+ALL_BOTS = ""
+KST = ZoneInfo("Asia/Seoul")
+NO_NAME = "고객"
+NOTHING = "(없음)"
+_WEEKDAYS = "월화수목금토일"
+# Concurrent writers of one (bot, name) collide on the unique indexes; the loser re-reads and retries.
+_WRITE_ATTEMPTS = 5
+
+
+class TemplateError(ValueError):
+    """A template that cannot be used; `placeholder` is the offending `{...}` when there is one."""
+
+    def __init__(self, message: str, placeholder: str | None = None) -> None:
+        super().__init__(message)
+        self.placeholder = placeholder
+
+
+class PromptVariables(BaseModel):
+    """The values a template may use; empty ones get natural stand-ins."""
+
+    user_name: str | None = None
+    bot_name: str = "우리 서비스"
+    today: date = Field(default_factory=lambda: datetime.now(KST).date())
+    summary: str | None = None
+    context: str | None = None
+    utterance: str = ""
+
+    def as_text(self) -> dict[str, str]:
+        day = self.today
+        return {
+            "user_name": (self.user_name or "").strip() or NO_NAME,
+            "bot_name": self.bot_name,
+            "today": f"{day.year}년 {day.month}월 {day.day}일 ({_WEEKDAYS[day.weekday()]})",
+            "summary": (self.summary or "").strip() or NOTHING,
+            "context": (self.context or "").strip() or NOTHING,
+            "utterance": self.utterance,
+        }
+
+
+def validate_template(text: str) -> None:
+    """Raise `TemplateError` unless every placeholder is a plain allowed `{name}`."""
+    allowed = ", ".join(f"{{{v}}}" for v in VARIABLES)
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in Formatter().parse(text) if f is not None]
+    except ValueError:
+        raise TemplateError(
+            "중괄호 짝이 맞지 않아요. 중괄호를 글자 그대로 쓰려면 '{{' 와 '}}' 처럼 두 번 쓰세요."
+        ) from None
+    for field, spec, conversion in fields:
+        shown = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        if field == "" or field.isdigit():
+            raise TemplateError(f"이름 없는 변수는 쓸 수 없어요: {shown}. 쓸 수 있는 변수: {allowed}", shown)
+        if "." in field or "[" in field:
+            raise TemplateError(f"변수의 속성이나 인덱스는 쓸 수 없어요: {shown}", shown)
+        if field not in VARIABLES:
+            raise TemplateError(f"알 수 없는 변수: {shown}. 쓸 수 있는 변수: {allowed}", shown)
+        if spec or conversion:
+            raise TemplateError(f"변수에 서식(: 또는 !)은 붙일 수 없어요: {shown}", shown)
+
+
+def render_template(text: str, variables: PromptVariables) -> str:
+    """Fill the placeholders; values are inserted as they are, never parsed again."""
+    validate_template(text)
+    return text.format_map(variables.as_text())
+
+
+# --- storage ------------------------------------------------------------------------------------------
+
+
+async def create_version(
+    session: AsyncSession,
+    *,
+    name: str,
+    system_prompt: str,
+    description: str | None = None,
+    bot_id: str = ALL_BOTS,
+) -> PromptTemplate:
+    """Store the next version of (bot_id, name) as the active one; commits its own transaction."""
+    validate_template(system_prompt)
+    for attempt in range(_WRITE_ATTEMPTS):
+        try:
+            # The UPDATE goes first so SQLite takes its write lock before reading the version number.
+            await _deactivate(session, bot_id, name)
+            latest = await session.scalar(
+                select(func.max(PromptTemplate.version)).where(
+                    PromptTemplate.bot_id == bot_id, PromptTemplate.name == name
+                )
+            )
+            template = PromptTemplate(
+                bot_id=bot_id,
+                name=name,
+                version=(latest or 0) + 1,
+                system_prompt=system_prompt,
+                description=description,
+                is_active=True,
+            )
+            session.add(template)
+            await session.commit()
+            return template
+        except IntegrityError:
+            await session.rollback()
+            if attempt == _WRITE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def activate(session: AsyncSession, template_id: int) -> PromptTemplate | None:
+    """Make this version the active one of its (bot, name); None if it does not exist. Commits."""
+    for attempt in range(_WRITE_ATTEMPTS):
+        template = await session.get(PromptTemplate, template_id, populate_existing=True)
+        if template is None or template.is_active:
+            return template
+        try:
+            await _deactivate(session, template.bot_id, template.name)
+            await session.execute(
+                update(PromptTemplate).where(PromptTemplate.id == template_id).values(is_active=True)
+            )
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            if attempt == _WRITE_ATTEMPTS - 1:
+                raise
+            continue
+        await session.refresh(template)
+        return template
+    raise AssertionError("unreachable")
+
+
+async def _deactivate(session: AsyncSession, bot_id: str, name: str) -> None:
+    await session.execute(
+        update(PromptTemplate)
+        .where(PromptTemplate.bot_id == bot_id, PromptTemplate.name == name, PromptTemplate.is_active)
+        .values(is_active=False)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def list_templates(
+    session: AsyncSession, *, all_versions: bool = False, bot_id: str | None = None
+) -> list[PromptTemplate]:
+    """Active templates (or every version), by bot, name and newest version first."""
+    query = select(PromptTemplate)
+    if not all_versions:
+        query = query.where(PromptTemplate.is_active)
+    if bot_id is not None:
+        query = query.where(PromptTemplate.bot_id == bot_id)
+    query = query.order_by(PromptTemplate.bot_id, PromptTemplate.name, PromptTemplate.version.desc())
+    return list(await session.scalars(query))
+
+
+async def versions(session: AsyncSession, name: str, *, bot_id: str | None = None) -> list[PromptTemplate]:
+    """Every version of `name` (for one bot, or all bots), newest first."""
+    query = select(PromptTemplate).where(PromptTemplate.name == name)
+    if bot_id is not None:
+        query = query.where(PromptTemplate.bot_id == bot_id)
+    query = query.order_by(PromptTemplate.bot_id, PromptTemplate.version.desc())
+    return list(await session.scalars(query))
+
+
+async def resolve_template(session: AsyncSession, *, bot_id: str, block_name: str | None) -> PromptTemplate:
+    """The template answering a message: block-named (bot, then all bots), else the bot's default, else ours."""
+    names = [DEFAULT_NAME] if not block_name else [block_name, DEFAULT_NAME]
+    rows = await session.scalars(
+        select(PromptTemplate).where(
+            PromptTemplate.is_active,
+            PromptTemplate.name.in_(names),
+            or_(PromptTemplate.bot_id == bot_id, PromptTemplate.bot_id == ALL_BOTS),
+        )
+    )
+    found = {(t.name, t.bot_id): t for t in rows}
+    for key in [(n, b) for n in names for b in (bot_id, ALL_BOTS)]:
+        if key in found:
+            return found[key]
+    raise PermanentError("no active 'default' prompt template; run the migrations")
