@@ -26,6 +26,8 @@ from app.kakao.limits import (
     MAX_TEXT_CARD_CHARS,
 )
 
+# Only the 14-character label limit is enforced: the 8-character one for side-by-side buttons is a
+# display guideline that Kakao's own textCard example exceeds.
 Label = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_CHARS)]
 ButtonLayout = Literal["vertical", "horizontal"]
 
