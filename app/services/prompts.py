@@ -6,7 +6,6 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import PromptTemplate
@@ -19,8 +18,6 @@ KST = ZoneInfo("Asia/Seoul")
 NO_NAME = "고객"
 NOTHING = "(없음)"
 _WEEKDAYS = "월화수목금토일"
-# Concurrent writers of one (bot, name) collide on the unique indexes; the loser re-reads and retries.
-_WRITE_ATTEMPTS = 5
 
 
 class TemplateError(ValueError):
@@ -91,55 +88,48 @@ async def create_version(
     description: str | None = None,
     bot_id: str = ALL_BOTS,
 ) -> PromptTemplate:
-    """Store the next version of (bot_id, name) as the active one; commits its own transaction."""
+    """Store the next version of (bot_id, name) as the active one; commits."""
     validate_template(system_prompt)
-    for attempt in range(_WRITE_ATTEMPTS):
-        try:
-            # The UPDATE goes first so SQLite takes its write lock before reading the version number.
-            await _deactivate(session, bot_id, name)
-            latest = await session.scalar(
-                select(func.max(PromptTemplate.version)).where(
-                    PromptTemplate.bot_id == bot_id, PromptTemplate.name == name
-                )
-            )
-            template = PromptTemplate(
-                bot_id=bot_id,
-                name=name,
-                version=(latest or 0) + 1,
-                system_prompt=system_prompt,
-                description=description,
-                is_active=True,
-            )
-            session.add(template)
-            await session.commit()
-            return template
-        except IntegrityError:
-            await session.rollback()
-            if attempt == _WRITE_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+    await _lock(session, bot_id, name)
+    await _deactivate(session, bot_id, name)
+    latest = await session.scalar(
+        select(func.max(PromptTemplate.version)).where(PromptTemplate.bot_id == bot_id, PromptTemplate.name == name)
+    )
+    template = PromptTemplate(
+        bot_id=bot_id,
+        name=name,
+        version=(latest or 0) + 1,
+        system_prompt=system_prompt,
+        description=description,
+        is_active=True,
+    )
+    session.add(template)
+    await session.commit()
+    return template
 
 
 async def activate(session: AsyncSession, template_id: int) -> PromptTemplate | None:
     """Make this version the active one of its (bot, name); None if it does not exist. Commits."""
-    for attempt in range(_WRITE_ATTEMPTS):
-        template = await session.get(PromptTemplate, template_id, populate_existing=True)
-        if template is None or template.is_active:
-            return template
-        try:
-            await _deactivate(session, template.bot_id, template.name)
-            await session.execute(
-                update(PromptTemplate).where(PromptTemplate.id == template_id).values(is_active=True)
-            )
-            await session.commit()
-        except IntegrityError:
-            await session.rollback()
-            if attempt == _WRITE_ATTEMPTS - 1:
-                raise
-            continue
-        await session.refresh(template)
-        return template
-    raise AssertionError("unreachable")
+    template = await session.get(PromptTemplate, template_id)
+    if template is None:
+        return None
+    await _lock(session, template.bot_id, template.name)
+    await _deactivate(session, template.bot_id, template.name)
+    await session.execute(update(PromptTemplate).where(PromptTemplate.id == template_id).values(is_active=True))
+    await session.commit()
+    await session.refresh(template)
+    return template
+
+
+async def _lock(session: AsyncSession, bot_id: str, name: str) -> None:
+    """Serialise writers of one (bot, name) until commit, so versions and the active flag never race.
+
+    PostgreSQL takes an advisory lock; SQLite needs none because the UPDATE that follows takes the
+    database's single write lock before anything is read.
+    """
+    if session.bind.dialect.name == "postgresql":
+        key = func.hashtext(f"prompttemplate:{bot_id}:{name}")
+        await session.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 async def _deactivate(session: AsyncSession, bot_id: str, name: str) -> None:
