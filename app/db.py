@@ -1,9 +1,11 @@
 """One async engine per process, session factory and the FastAPI session dependency."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -22,6 +24,17 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+def pg_dsn(database_url: str) -> str:
+    """The libpq-style DSN asyncpg wants, from a SQLAlchemy `postgresql+asyncpg://` URL."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _pg_server_settings(settings: Settings) -> dict[str, str]:
+    if settings.db_statement_timeout_ms:
+        return {"statement_timeout": str(settings.db_statement_timeout_ms)}
+    return {}
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     """Build the engine for `DATABASE_URL` with pool settings suited to its backend."""
     url = make_url(settings.database_url)
@@ -31,9 +44,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 5})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    connect_args: dict[str, Any] = {"timeout": settings.db_pool_timeout}
-    if settings.db_statement_timeout_ms:
-        connect_args["server_settings"] = {"statement_timeout": str(settings.db_statement_timeout_ms)}
+    connect_args: dict[str, Any] = {
+        "timeout": settings.db_pool_timeout,
+        "server_settings": _pg_server_settings(settings),
+    }
     return create_async_engine(
         url,
         pool_size=settings.db_pool_size,
@@ -46,14 +60,35 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 
 class Database:
-    """The process's engine and its session factory."""
+    """The process's engine and its session factory (plus a raw asyncpg pool for hot paths)."""
 
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.engine = create_engine(settings)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        self._raw_pool: asyncpg.Pool | None = None
+        self._raw_pool_lock = asyncio.Lock()
+
+    async def raw_pool(self) -> asyncpg.Pool:
+        """A plain asyncpg pool on the same PostgreSQL database, for single-statement hot paths."""
+        if self._raw_pool is None:
+            async with self._raw_pool_lock:
+                if self._raw_pool is None:
+                    self._raw_pool = await asyncpg.create_pool(
+                        pg_dsn(self.settings.database_url),
+                        min_size=1,
+                        max_size=self.settings.db_pool_size,
+                        timeout=self.settings.db_pool_timeout,
+                        server_settings=_pg_server_settings(self.settings),
+                    )
+        return self._raw_pool
 
     async def dispose(self) -> None:
+        if self._raw_pool is not None:
+            await self._raw_pool.close()
+            self._raw_pool = None
         await self.engine.dispose()
 
 

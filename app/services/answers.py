@@ -15,23 +15,6 @@ from app.services import texts
 _task = AIProcessingTask.__table__
 
 
-async def take_pending_answers(session: AsyncSession, user_id: int, *, now: datetime) -> list[str]:
-    """Mark the user's completed but undelivered answers as delivered and return them, oldest first."""
-    rows = (
-        await session.execute(
-            update(_task)
-            .where(
-                _task.c.user_id == user_id,
-                _task.c.status == TaskStatus.COMPLETED,
-                _task.c.answer_delivered_at.is_(None),
-            )
-            .values(answer_delivered_at=now)
-            .returning(_task.c.created_at, _task.c.ai_response)
-        )
-    ).all()
-    return [row.ai_response for row in sorted(rows, key=lambda r: r.created_at) if row.ai_response]
-
-
 async def take_answer(session: AsyncSession, task_id: uuid.UUID, *, now: datetime) -> str | None:
     """Claim one task's answer for delivery if it is ready and not delivered yet."""
     return (

@@ -13,11 +13,12 @@ from app.db import Database
 from app.kakao import SkillResponse, callback_ack, check_callback_url, redact_callback_url, text_reply
 from app.kakao.payload import SkillPayload
 from app.models import Role
-from app.queue import Wakeup, enqueue
+from app.queue import Wakeup, enqueue, take_pending_answers
 from app.services import texts
-from app.services.answers import late_answer_reply, take_pending_answers, wait_for_answer
+from app.services.answers import late_answer_reply, wait_for_answer
 from app.services.commands import COMMANDS, CommandContext
 from app.services.conversations import add_message, current_conversation
+from app.services.intake import Intake, store_and_enqueue
 from app.services.users import find_user, touch_user
 
 # Kakao waits 5 s; everything we do must be done well before that.
@@ -90,20 +91,18 @@ class SkillService:
             logger.warning("Welcome without name lookup: {}", type(exc).__name__)
         return text_reply(texts.WELCOME_NAMED.format(name=name) if name else texts.WELCOME)
 
-    async def _store(
-        self, payload: SkillPayload, arrived_at: datetime
-    ) -> SkillResponse | Enqueued:
+    async def _store(self, payload: SkillPayload, arrived_at: datetime) -> SkillResponse | Enqueued:
         callback_url = self.trusted_callback(payload)
+        matched = COMMANDS.match(payload.utterance)
+        if matched is None and self.db.is_postgres:
+            task_id = await store_and_enqueue(await self.db.raw_pool(), self._intake(payload, arrived_at, callback_url))
+            if task_id is not None:
+                return Enqueued(task_id=task_id, use_callback=callback_url is not None, late_answers=[])
         async with self.db.sessions() as session, session.begin():
-            user = await touch_user(
-                session, bot_id=payload.bot_key, kakao_user_id=payload.user_key, now=arrived_at
-            )
-            matched = COMMANDS.match(payload.utterance)
+            user = await touch_user(session, bot_id=payload.bot_key, kakao_user_id=payload.user_key, now=arrived_at)
             if matched:
                 handler, args = matched
-                return await handler(
-                    CommandContext(session, self.settings, payload, user, args, arrived_at)
-                )
+                return await handler(CommandContext(session, self.settings, payload, user, args, arrived_at))
             late = await take_pending_answers(session, user.id, now=arrived_at)
             conversation_id = await current_conversation(
                 session,
@@ -121,20 +120,34 @@ class SkillService:
                 now=arrived_at,
             )
             # A late answer must reach the user now, so this reply cannot be a callback acknowledgement.
-            use_callback = callback_url is not None and not late
+            intake = self._intake(payload, arrived_at, None if late else callback_url)
             task_id = await enqueue(
                 session,
-                bot_id=payload.bot_key,
+                bot_id=intake.bot_id,
                 user_id=user.id,
                 conversation_id=conversation_id,
                 message_id=message_id,
                 now=arrived_at,
-                max_attempts=self.settings.task_max_attempts,
-                block_name=payload.block_name,
-                callback_url=callback_url if use_callback else None,
-                callback_not_before=arrived_at + timedelta(seconds=1) if use_callback else None,
-                callback_deadline=(
-                    arrived_at + timedelta(seconds=self.settings.callback_deadline_seconds) if use_callback else None
-                ),
+                max_attempts=intake.max_attempts,
+                block_name=intake.block_name,
+                callback_url=intake.callback_url,
+                callback_not_before=intake.callback_not_before,
+                callback_deadline=intake.callback_deadline,
             )
-        return Enqueued(task_id=task_id, use_callback=use_callback, late_answers=late)
+        return Enqueued(task_id=task_id, use_callback=intake.callback_url is not None, late_answers=late)
+
+    def _intake(self, payload: SkillPayload, arrived_at: datetime, callback_url: str | None) -> Intake:
+        return Intake(
+            bot_id=payload.bot_key,
+            kakao_user_id=payload.user_key,
+            utterance=payload.utterance,
+            now=arrived_at,
+            session_timeout_minutes=self.settings.session_timeout_minutes,
+            block_name=payload.block_name,
+            max_attempts=self.settings.task_max_attempts,
+            callback_url=callback_url,
+            callback_not_before=arrived_at + timedelta(seconds=1) if callback_url else None,
+            callback_deadline=(
+                arrived_at + timedelta(seconds=self.settings.callback_deadline_seconds) if callback_url else None
+            ),
+        )

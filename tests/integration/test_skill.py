@@ -1,5 +1,6 @@
 """POST /skill and /welcome against real databases; Kakao itself is never contacted."""
 
+import dataclasses
 import json
 import uuid
 from datetime import timedelta
@@ -42,14 +43,13 @@ async def tasks(db: Database) -> list[AIProcessingTask]:
         return list((await session.execute(select(AIProcessingTask).order_by(AIProcessingTask.created_at))).scalars())
 
 
-async def complete(db: Database, task_id: uuid.UUID, answer: str) -> None:
-    """Stand in for the worker: mark a task answered."""
+async def complete(db: Database, task_id: uuid.UUID, answer: str, callback: CallbackStatus | None = None) -> None:
+    """Stand in for the worker: mark a task answered (and its callback's fate, if it had one)."""
+    values: dict[str, Any] = {"status": TaskStatus.COMPLETED, "ai_response": answer, "completed_at": utcnow()}
+    if callback:
+        values["callback_status"] = callback
     async with db.sessions() as session, session.begin():
-        await session.execute(
-            update(AIProcessingTask)
-            .where(AIProcessingTask.id == task_id)
-            .values(status=TaskStatus.COMPLETED, ai_response=answer, completed_at=utcnow())
-        )
+        await session.execute(update(AIProcessingTask).where(AIProcessingTask.id == task_id).values(**values))
 
 
 def texts_of(reply: dict[str, Any]) -> list[str]:
@@ -103,10 +103,18 @@ async def test_callback_request_stores_message_and_task_together(client: httpx.A
 async def test_failed_enqueue_leaves_nothing_behind(
     client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The task insert fails after user, conversation and message were written: all of it rolls back."""
+    from app.services import intake
+
     async def broken_enqueue(*args: object, **kwargs: object) -> None:
         raise RuntimeError("queue insert failed")
 
+    async def broken_fast_path(pool: object, data: intake.Intake) -> object:
+        # A block name longer than its column makes the last insert of the statement fail.
+        return await intake.store_and_enqueue(pool, dataclasses.replace(data, block_name="x" * 300))  # type: ignore[arg-type]
+
     monkeypatch.setattr("app.services.skill.enqueue", broken_enqueue)
+    monkeypatch.setattr("app.services.skill.store_and_enqueue", broken_fast_path)
     response = await client.post("/skill", json=payload(callback=CALLBACK))
     assert response.status_code == 200
     assert texts_of(response.json()) == [texts.CANNOT_STORE]
@@ -209,7 +217,7 @@ async def test_late_answer_comes_first_on_next_message(fast_app: FastAPI, client
     db = fast_app.state.db
     await client.post("/skill", json=payload("첫 질문", callback=CALLBACK))
     [first] = await tasks(db)
-    await complete(db, first.id, "첫 답변")  # its callback was never delivered
+    await complete(db, first.id, "첫 답변", CallbackStatus.FAILED)  # its callback was never delivered
     other_user = (await client.post("/skill", json=payload("다른 사람 질문", user="user-2"))).json()
     assert texts.LATE_ANSWER_PREFIX not in "".join(texts_of(other_user))
     reply = (await client.post("/skill", json=payload("두 번째 질문", callback=CALLBACK))).json()
@@ -260,3 +268,28 @@ async def test_welcome_uses_the_name_when_known(app: FastAPI, client: httpx.Asyn
     assert texts_of((await client.post("/welcome", json=payload())).json()) == [
         texts.WELCOME_NAMED.format(name="민수")
     ]
+
+
+async def test_conversation_continues_until_the_session_timeout(fast_app: FastAPI, client: httpx.AsyncClient) -> None:
+    from app.models import Conversation, EventLog
+
+    db = fast_app.state.db
+    for text in ("첫 번째", "두 번째"):
+        await client.post("/skill", json=payload(text, callback=CALLBACK))
+    first, second = await tasks(db)
+    assert first.conversation_id == second.conversation_id
+    async with db.sessions() as session, session.begin():
+        await session.execute(
+            update(Conversation).values(last_message_at=utcnow() - timedelta(minutes=31))
+        )
+    await client.post("/skill", json=payload("세 번째", callback=CALLBACK))
+    third = (await tasks(db))[2]
+    assert third.conversation_id != first.conversation_id
+    async with db.sessions() as session:
+        started = (
+            await session.execute(select(EventLog.detail).where(EventLog.event_type == "conversation_started"))
+        ).scalars().all()
+    assert sorted(started) == sorted([str(first.conversation_id), str(third.conversation_id)])
+    other = (await client.post("/skill", json=payload("남의 대화", user="user-2", callback=CALLBACK)))
+    assert other.status_code == 200
+    assert (await tasks(db))[3].conversation_id not in {first.conversation_id, third.conversation_id}
