@@ -79,3 +79,26 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+class FakePipeline:
+    """Answers instantly unless a scripted step says otherwise (an exception to raise or a coroutine to await)."""
+
+    def __init__(self, *script: object) -> None:
+        self.script = list(script)
+        self.calls: list[tuple[uuid.UUID, float]] = []
+        self.finished: list[float] = []
+
+    async def answer(self, task, *, timeout: float):  # type: ignore[no-untyped-def]
+        from app.services.pipeline import Answer
+
+        self.calls.append((task.id, time.monotonic()))
+        try:
+            step = self.script.pop(0) if self.script else None
+            if isinstance(step, BaseException):
+                raise step
+            if callable(step):
+                await step()
+            return Answer(text=f"answer {task.id}", input_tokens=3, output_tokens=4)
+        finally:
+            self.finished.append(time.monotonic())

@@ -1,30 +1,35 @@
-"""`python -m worker`: a standalone worker process."""
+"""`python -m worker`: a standalone worker process (any number of them, on any machine)."""
 
 import asyncio
 import signal
 
 from loguru import logger
-from sqlalchemy import text
+from prometheus_client import start_http_server
 
 from app.config import get_settings
 from app.db import Database
 from app.logs import setup_logging
+from app.services.pipeline import build_pipeline
+from worker.runtime import Worker
 
 
 async def main() -> None:
     settings = get_settings()
     setup_logging(settings)
     db = Database(settings)
-    async with db.engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
-    logger.info("Worker connected to {}", db.engine.dialect.name)
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    logger.info("Worker stopping")
-    await db.dispose()
+    worker = Worker(settings, db, build_pipeline(settings, db))
+    try:
+        async with worker:
+            await stop.wait()
+    finally:
+        await db.dispose()
+    logger.info("Worker exited")
 
 
 if __name__ == "__main__":

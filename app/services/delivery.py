@@ -1,0 +1,115 @@
+"""Spend a task's single-use Kakao callback URL: at most one POST that may have reached Kakao."""
+
+import asyncio
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import httpx
+from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import metrics
+from app.config import Settings
+from app.kakao import CallbackOutcome, SkillResponse, check_callback_url, redact_callback_url, send_callback
+from app.models import CallbackStatus, utcnow
+from app.queue import ClaimedTask, move_callback
+
+DELAY_APOLOGY = "답변을 준비하는 데 시간이 조금 더 걸리고 있어요. 잠시 후 아래 '답변 확인'을 눌러 주세요."
+FAILURE_APOLOGY = "죄송해요, 지금은 답변을 드리기 어려워요. 잠시 후 다시 질문해 주세요."
+
+# Only a POST that provably never left this host may be repeated; these pauses sit between such tries.
+_NOT_SENT_PAUSES = (0.2, 0.5, 1.0, 2.0)
+
+
+class CallbackKind(StrEnum):
+    ANSWER = "answer"
+    APOLOGY = "apology"
+
+
+class Delivery:
+    """POSTs final responses to callback URLs, recording each step in `callback_status`."""
+
+    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession], http: httpx.AsyncClient) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._http = http
+
+    async def send(
+        self, task: ClaimedTask, response: SkillResponse | dict[str, Any], *, kind: CallbackKind
+    ) -> CallbackStatus | None:
+        """Deliver `response` once; the final callback status, or None when the URL was not ours to use."""
+        url = task.callback_url
+        if url is None or task.callback_status == CallbackStatus.NONE:
+            return None
+        reason = check_callback_url(
+            url, self._settings.kakao_callback_allowed_hosts, allow_http=self._settings.kakao_callback_allow_http
+        )
+        if reason:
+            logger.warning("Task {}: callback URL refused ({}): {}", task.id, reason, redact_callback_url(url))
+            return await self._settle(task, kind, CallbackStatus.PENDING, CallbackStatus.FAILED, f"refused: {reason}")
+        await _sleep_until(task.callback_not_before)
+        for pause in (*_NOT_SENT_PAUSES, None):
+            remaining = (task.callback_deadline - utcnow()).total_seconds() if task.callback_deadline else 30.0
+            if remaining <= 0:
+                return await self._settle(task, kind, CallbackStatus.PENDING, CallbackStatus.EXPIRED, "deadline passed")
+            if not await self._move(task, CallbackStatus.PENDING, CallbackStatus.SENDING):
+                return None  # already spent (or being spent) by someone else
+            try:
+                result = await send_callback(
+                    self._http, url, response, timeout=min(self._settings.callback_timeout_seconds, remaining)
+                )
+            except ValueError as exc:  # an unsendable body or URL: nothing left this host
+                logger.error("Task {}: callback not sendable: {}", task.id, exc)
+                return await self._settle(task, kind, CallbackStatus.SENDING, CallbackStatus.FAILED, str(exc))
+            detail = f"{result.outcome}: HTTP {result.http_status} {result.kakao_status or ''} {result.message or ''}"
+            if result.outcome is CallbackOutcome.SENT:
+                delivered = utcnow()
+                await self._settle(
+                    task, kind, CallbackStatus.SENDING, CallbackStatus.SENT, None,
+                    delivered_at=delivered if kind is CallbackKind.ANSWER else None,
+                )
+                if kind is CallbackKind.ANSWER:
+                    metrics.END_TO_END_LATENCY.observe((delivered - task.created_at).total_seconds())
+                return CallbackStatus.SENT
+            if not result.retryable or pause is None:
+                logger.warning("Task {}: {} callback failed: {}", task.id, kind, detail.strip())
+                return await self._settle(task, kind, CallbackStatus.SENDING, CallbackStatus.FAILED, detail.strip())
+            metrics.CALLBACKS.labels(kind, result.outcome).inc()
+            await self._move(task, CallbackStatus.SENDING, CallbackStatus.PENDING, error=detail.strip())
+            await asyncio.sleep(pause)
+        return None  # unreachable: the last pause is None
+
+    async def _settle(
+        self,
+        task: ClaimedTask,
+        kind: CallbackKind,
+        from_: CallbackStatus,
+        to: CallbackStatus,
+        error: str | None,
+        *,
+        delivered_at: datetime | None = None,
+    ) -> CallbackStatus | None:
+        moved = await self._move(task, from_, to, error=error, delivered_at=delivered_at)
+        metrics.CALLBACKS.labels(kind, to).inc()
+        return to if moved else None
+
+    async def _move(
+        self,
+        task: ClaimedTask,
+        from_: CallbackStatus,
+        to: CallbackStatus,
+        *,
+        error: str | None = None,
+        delivered_at: datetime | None = None,
+    ) -> bool:
+        async with self._sessions.begin() as session:
+            return await move_callback(session, task.id, from_=from_, to=to, error=error, delivered_at=delivered_at)
+
+
+async def _sleep_until(moment: datetime | None) -> None:
+    """Kakao rejects a callback that races the immediate reply, so wait for `callback_not_before`."""
+    if moment is not None:
+        delay = (moment - utcnow()).total_seconds()
+        if delay > 0:
+            await asyncio.sleep(delay)

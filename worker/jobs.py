@@ -1,0 +1,110 @@
+"""Periodic jobs of a worker process (APScheduler): leases, reaper, pruning, heartbeat row."""
+
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import queue
+from app.config import Settings
+from app.models import utcnow
+from worker.listener import PgListener
+from worker.pool import WorkerPool
+
+PRUNE_EVERY_SECONDS = 3600
+# Heartbeat rows of workers gone this long are deleted.
+FORGET_WORKERS_AFTER = timedelta(days=1)
+
+
+class WorkerJobs:
+    """Schedules the periodic work; each job logs its own failure and tries again next time."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        pool: WorkerPool,
+        wakeup: queue.Wakeup,
+        worker_id: str,
+        listener: PgListener | None,
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._pool = pool
+        self._wakeup = wakeup
+        self._worker_id = worker_id
+        self._listener = listener
+        self._started_at = utcnow()
+        self._scheduler = AsyncIOScheduler(timezone="UTC")
+
+    def start(self) -> None:
+        # Leases are renewed three times per lease; the reaper runs as often so a dead worker's tasks
+        # come back within about one lease.
+        every = self._settings.task_lease_seconds / 3
+        now = utcnow()
+        self._every(self.renew_leases, every, first=now + timedelta(seconds=every))
+        self._every(self.reap, every, first=now)
+        self._every(self.heartbeat, every, first=now)
+        self._every(self.prune, PRUNE_EVERY_SECONDS, first=now + timedelta(seconds=60))
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        self._scheduler.shutdown(wait=False)
+
+    def _every(self, job: Callable[[], Awaitable[None]], seconds: float, *, first: object) -> None:
+        self._scheduler.add_job(
+            _guarded(job), "interval", seconds=seconds, next_run_time=first,
+            max_instances=1, coalesce=True, misfire_grace_time=None, id=job.__name__,
+        )
+
+    async def renew_leases(self) -> None:
+        await self._pool.renew_leases()
+
+    async def reap(self) -> None:
+        async with self._sessions.begin() as session:
+            requeued = await queue.reap_expired(session, now=utcnow())
+        if requeued:
+            logger.warning("Reclaimed {} task(s) whose worker stopped renewing its lease", requeued)
+            self._wakeup.notify()
+
+    async def heartbeat(self) -> None:
+        async with self._sessions.begin() as session:
+            await queue.beat(
+                session,
+                worker_id=self._worker_id,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                started_at=self._started_at,
+                now=utcnow(),
+                in_flight=self._pool.in_flight,
+                listen_connected=bool(self._listener and self._listener.connected),
+            )
+
+    async def prune(self) -> None:
+        now = utcnow()
+        async with self._sessions.begin() as session:
+            tasks = await queue.prune(session, before=now - timedelta(days=self._settings.task_retention_days))
+            await queue.prune_workers(session, before=now - FORGET_WORKERS_AFTER)
+        if tasks:
+            logger.info("Pruned {} finished task(s) older than {} days", tasks, self._settings.task_retention_days)
+
+    async def forget(self) -> None:
+        """Remove this worker's heartbeat row on a clean stop."""
+        async with self._sessions.begin() as session:
+            await queue.forget_worker(session, self._worker_id)
+
+
+def _guarded(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        try:
+            await job()
+        except Exception as exc:  # a database hiccup must not kill the schedule
+            logger.warning("Job {} failed: {}: {}", job.__name__, type(exc).__name__, exc)
+
+    run.__name__ = job.__name__
+    return run

@@ -1,0 +1,111 @@
+"""The claim loop: fill free slots with claimed tasks whenever woken, and hand back what is left on shutdown."""
+
+import asyncio
+import uuid
+
+from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import metrics
+from app.models import utcnow
+from app.queue import ClaimedTask, Wakeup, claim, release, renew_leases
+from worker.runner import TaskRunner
+
+_CLAIM_ERROR_PAUSE = 1.0
+
+
+class WorkerPool:
+    """Up to `concurrency` tasks at once, claimed in batches sized to the free slots."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        runner: TaskRunner,
+        wakeup: Wakeup,
+        worker_id: str,
+        concurrency: int,
+        poll_seconds: float,
+        lease_seconds: float,
+    ) -> None:
+        self._sessions = sessions
+        self._runner = runner
+        self._wakeup = wakeup
+        self._worker_id = worker_id
+        self._concurrency = concurrency
+        self._poll_seconds = poll_seconds
+        self._lease_seconds = lease_seconds
+        self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._stopping = asyncio.Event()
+        self._queue_may_have_more = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    async def renew_leases(self) -> None:
+        """Extend the leases of running tasks only, so a crashed task's lease runs out and is reaped."""
+        async with self._sessions.begin() as session:
+            await renew_leases(
+                session, list(self._running), worker_id=self._worker_id, now=utcnow(), lease_seconds=self._lease_seconds
+            )
+
+    async def run(self) -> None:
+        """Claim and start tasks until `stop_claiming` is called."""
+        while not self._stopping.is_set():
+            free = self._concurrency - len(self._running)
+            if free > 0:
+                try:
+                    claimed = await self._claim(free)
+                except Exception as exc:  # the database may be restarting: keep the loop alive
+                    logger.warning("Claim failed: {}: {}", type(exc).__name__, exc)
+                    await self._idle(_CLAIM_ERROR_PAUSE)
+                    continue
+                for task in claimed:
+                    self._start(task)
+                self._queue_may_have_more = len(claimed) == free
+                if self._queue_may_have_more:
+                    continue
+            await self._idle(self._poll_seconds)
+
+    def stop_claiming(self) -> None:
+        self._stopping.set()
+        self._wakeup.notify()
+
+    async def drain(self, grace: float) -> None:
+        """Wait up to `grace` seconds for in-flight tasks, then cancel the rest and release them unspent."""
+        if self._running:
+            logger.info("Waiting up to {:.0f}s for {} in-flight task(s)", grace, len(self._running))
+            await asyncio.wait(list(self._running.values()), timeout=grace)
+        unfinished = dict(self._running)
+        for job in unfinished.values():
+            job.cancel()
+        await asyncio.gather(*unfinished.values(), return_exceptions=True)
+        if unfinished:
+            async with self._sessions.begin() as session:
+                released = await release(session, list(unfinished), worker_id=self._worker_id, now=utcnow())
+            logger.info("Released {} unfinished task(s) back to the queue", released)
+
+    async def _claim(self, limit: int) -> list[ClaimedTask]:
+        async with self._sessions.begin() as session:
+            return await claim(
+                session, worker_id=self._worker_id, limit=limit, now=utcnow(), lease_seconds=self._lease_seconds
+            )
+
+    def _start(self, task: ClaimedTask) -> None:
+        job = asyncio.create_task(self._runner.run(task), name=f"task-{task.id}")
+        self._running[task.id] = job
+        metrics.TASKS_IN_FLIGHT.inc()
+        job.add_done_callback(lambda done: self._finished(task.id, done))
+
+    def _finished(self, task_id: uuid.UUID, job: asyncio.Task[None]) -> None:
+        self._running.pop(task_id, None)
+        metrics.TASKS_IN_FLIGHT.dec()
+        if not job.cancelled() and job.exception() is not None:
+            exc = job.exception()
+            logger.opt(exception=exc).error("Task {} crashed: {}", task_id, type(exc).__name__)
+        if self._queue_may_have_more:
+            self._wakeup.notify()  # a slot opened while work is waiting
+
+    async def _idle(self, timeout: float) -> None:
+        await self._wakeup.wait(timeout)

@@ -1,0 +1,148 @@
+"""One claimed task from start to finish: answer, store, deliver; or retry, apologise, fail."""
+
+import asyncio
+import time
+from datetime import timedelta
+
+from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import metrics
+from app.kakao import text_reply
+from app.models import CallbackStatus, TaskStatus, utcnow
+from app.queue import ClaimedTask, Wakeup, complete, fail, schedule_retry
+from app.services.delivery import DELAY_APOLOGY, FAILURE_APOLOGY, CallbackKind, Delivery
+from app.services.errors import PermanentError, RetryableError
+from app.services.pipeline import Answer, AnswerPipeline
+from app.services.texts import CHECK_ANSWER
+from worker.retry import RetryPolicy, plan_retry
+
+_MAX_ERROR_CHARS = 500
+
+
+class TaskRunner:
+    """Runs claimed tasks for one worker; the pool decides when, this decides what."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        pipeline: AnswerPipeline,
+        delivery: Delivery,
+        worker_id: str,
+        wakeup: Wakeup,
+        policy: RetryPolicy,
+        answer_timeout: float,
+    ) -> None:
+        self._sessions = sessions
+        self._pipeline = pipeline
+        self._delivery = delivery
+        self._worker_id = worker_id
+        self._wakeup = wakeup
+        self._policy = policy
+        self._answer_timeout = answer_timeout
+
+    async def run(self, task: ClaimedTask) -> None:
+        """Work one attempt; an apology goes out through the callback if the answer is not ready in time."""
+        if task.attempts == 1:
+            metrics.PICKUP_LATENCY.observe(max((task.started_at - task.created_at).total_seconds(), 0.0))
+        callback_open = task.callback_url is not None and task.callback_status == CallbackStatus.PENDING
+        work = asyncio.create_task(self._answer(task))
+        try:
+            if callback_open and task.callback_deadline is not None:
+                apology_at = task.callback_deadline - timedelta(seconds=self._policy.apology_margin_seconds)
+                done, _ = await asyncio.wait({work}, timeout=max((apology_at - utcnow()).total_seconds(), 0.0))
+                if not done:
+                    callback_open = False
+                    logger.info("Task {}: answer not ready near the callback deadline, apologising", task.id)
+                    await self._apologise(task, DELAY_APOLOGY, [CHECK_ANSWER])
+            try:
+                answer = await work
+            except PermanentError as exc:
+                await self._give_up(task, exc, callback_open)
+            except Exception as exc:  # retryable, timeout or unexpected: all get the bounded retry
+                await self._retry(task, exc, callback_open)
+            else:
+                if await self._store(task, answer) and callback_open:
+                    await self._delivery.send(
+                        task, text_reply(answer.text, quick_replies=answer.quick_replies), kind=CallbackKind.ANSWER
+                    )
+        finally:
+            if not work.done():
+                work.cancel()
+
+    async def _answer(self, task: ClaimedTask) -> Answer:
+        started = time.monotonic()
+        try:
+            # The pipeline honours its timeout; the outer one guards against one that does not.
+            async with asyncio.timeout(self._answer_timeout + 1.0):
+                return await self._pipeline.answer(task, timeout=self._answer_timeout)
+        except PermanentError:
+            metrics.ANSWER_ERRORS.labels("permanent").inc()
+            raise
+        except RetryableError:
+            metrics.ANSWER_ERRORS.labels("retryable").inc()
+            raise
+        except TimeoutError:
+            metrics.ANSWER_ERRORS.labels("timeout").inc()
+            raise
+        except Exception:
+            metrics.ANSWER_ERRORS.labels("unexpected").inc()
+            logger.exception("Task {}: unexpected error in the answer pipeline", task.id)
+            raise
+        finally:
+            metrics.ANSWER_LATENCY.observe(time.monotonic() - started)
+
+    async def _store(self, task: ClaimedTask, answer: Answer) -> bool:
+        """Store the answer before any delivery, so a failed callback never costs a second LLM call."""
+        async with self._sessions.begin() as session:
+            message_id = await complete(session, task, worker_id=self._worker_id, answer=answer, now=utcnow())
+        if message_id is None:
+            logger.warning("Task {}: lease lost before the answer was stored; another worker owns it", task.id)
+            return False
+        metrics.TASKS_FINISHED.labels(TaskStatus.COMPLETED).inc()
+        logger.info("Task {} completed (attempt {})", task.id, task.attempts)
+        return True
+
+    async def _retry(self, task: ClaimedTask, exc: Exception, callback_open: bool) -> None:
+        now = utcnow()
+        plan = plan_retry(
+            attempts=task.attempts,
+            max_attempts=task.max_attempts,
+            created_at=task.created_at,
+            callback_deadline=task.callback_deadline if callback_open else None,
+            now=now,
+            retry_after=exc.retry_after if isinstance(exc, RetryableError) else None,
+            policy=self._policy,
+        )
+        if plan.run_after is None:
+            await self._give_up(task, exc, callback_open)
+            return
+        if plan.apologize:
+            await self._apologise(task, DELAY_APOLOGY, [CHECK_ANSWER])
+        async with self._sessions.begin() as session:
+            scheduled = await schedule_retry(
+                session, task.id, worker_id=self._worker_id, run_after=plan.run_after, error=_describe(exc)
+            )
+        if scheduled:
+            metrics.TASK_RETRIES.inc()
+            delay = (plan.run_after - now).total_seconds()
+            logger.info("Task {}: attempt {} failed ({}), retry in {:.1f}s", task.id, task.attempts, _describe(exc), delay)
+            asyncio.get_running_loop().call_later(delay, self._wakeup.notify)
+
+    async def _give_up(self, task: ClaimedTask, exc: Exception, callback_open: bool) -> None:
+        async with self._sessions.begin() as session:
+            failed = await fail(session, task.id, worker_id=self._worker_id, error=_describe(exc), now=utcnow())
+        if not failed:
+            return
+        metrics.TASKS_FINISHED.labels(TaskStatus.FAILED).inc()
+        logger.warning("Task {} failed after attempt {}: {}", task.id, task.attempts, _describe(exc))
+        if callback_open:
+            await self._apologise(task, FAILURE_APOLOGY)
+
+    async def _apologise(self, task: ClaimedTask, text: str, quick_replies: list[str] | None = None) -> None:
+        await self._delivery.send(task, text_reply(text, quick_replies=quick_replies), kind=CallbackKind.APOLOGY)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]

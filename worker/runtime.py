@@ -1,0 +1,120 @@
+"""A worker process's runtime: pool, wake-ups and periodic jobs started and stopped together."""
+
+import asyncio
+import os
+import socket
+import uuid
+from types import TracebackType
+
+import httpx
+from loguru import logger
+
+from app.config import Settings
+from app.db import Database
+from app.queue import NOTIFY_CHANNEL, Wakeup
+from app.services.delivery import Delivery
+from app.services.pipeline import AnswerPipeline
+from worker.jobs import WorkerJobs
+from worker.listener import PgListener, listen_dsn
+from worker.pool import WorkerPool
+from worker.retry import RetryPolicy
+from worker.runner import TaskRunner
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    """Claims and answers tasks until stopped; use `async with` or `start()` / `stop()`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        pipeline: AnswerPipeline,
+        *,
+        wakeup: Wakeup | None = None,
+        http: httpx.AsyncClient | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.worker_id = worker_id or new_worker_id()
+        self.wakeup = wakeup or Wakeup()
+        self._own_http = http is None
+        self._http = http or httpx.AsyncClient(
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=settings.worker_concurrency, max_keepalive_connections=20),
+        )
+        self.listener = (
+            None
+            if db.is_sqlite
+            else PgListener(listen_dsn(settings.database_url), NOTIFY_CHANNEL, self.wakeup.notify)
+        )
+        runner = TaskRunner(
+            sessions=db.sessions,
+            pipeline=pipeline,
+            delivery=Delivery(settings, db.sessions, self._http),
+            worker_id=self.worker_id,
+            wakeup=self.wakeup,
+            policy=RetryPolicy.from_settings(settings),
+            answer_timeout=settings.task_answer_timeout_seconds,
+        )
+        self.pool = WorkerPool(
+            sessions=db.sessions,
+            runner=runner,
+            wakeup=self.wakeup,
+            worker_id=self.worker_id,
+            concurrency=settings.worker_concurrency,
+            poll_seconds=settings.worker_poll_seconds,
+            lease_seconds=settings.task_lease_seconds,
+        )
+        self.jobs = WorkerJobs(
+            settings=settings,
+            sessions=db.sessions,
+            pool=self.pool,
+            wakeup=self.wakeup,
+            worker_id=self.worker_id,
+            listener=self.listener,
+        )
+        self._loop_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.listener is not None:
+            self.listener.start()
+        self.jobs.start()
+        self._loop_task = asyncio.create_task(self.pool.run(), name="worker-pool")
+        logger.info(
+            "Worker {} started: concurrency={} wake-up={}",
+            self.worker_id,
+            self.settings.worker_concurrency,
+            "listen/notify" if self.listener else "in-process",
+        )
+
+    async def stop(self) -> None:
+        """Graceful: stop claiming, let in-flight tasks finish within the grace period, release the rest."""
+        logger.info("Worker {} stopping", self.worker_id)
+        self.pool.stop_claiming()
+        if self._loop_task is not None:
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        # Leases keep being renewed while in-flight tasks finish.
+        await self.pool.drain(self.settings.worker_shutdown_grace_seconds)
+        self.jobs.shutdown()
+        if self.listener is not None:
+            await self.listener.stop()
+        try:
+            await self.jobs.forget()
+        except Exception as exc:  # the row simply ages out of /admin/health
+            logger.warning("Could not remove the heartbeat row: {}", type(exc).__name__)
+        if self._own_http:
+            await self._http.aclose()
+        logger.info("Worker {} stopped", self.worker_id)
+
+    async def __aenter__(self) -> "Worker":
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
