@@ -30,6 +30,7 @@ class PgListener:
         self._check_seconds = check_seconds
         self._task: asyncio.Task[None] | None = None
         self.connected = False
+        self.connects = 0  # successful (re)connects so far
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="pg-listener")
@@ -69,6 +70,7 @@ class PgListener:
         except (OSError, asyncpg.PostgresError):
             return
         self.connected = True
+        self.connects += 1
         logger.info("Listening for new tasks on channel {}", self._channel)
         self._on_notify()  # tasks enqueued while we were away
         while not lost.is_set():
