@@ -35,12 +35,18 @@ def _pg_server_settings(settings: Settings) -> dict[str, str]:
     return {}
 
 
+def ensure_sqlite_folder(database_url: str) -> None:
+    """Create the folder of a SQLite database file so a fresh checkout starts without set-up."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     """Build the engine for `DATABASE_URL` with pool settings suited to its backend."""
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        ensure_sqlite_folder(settings.database_url)
         engine = create_async_engine(url, connect_args={"timeout": 5})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

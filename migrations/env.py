@@ -10,6 +10,7 @@ from sqlmodel import SQLModel
 
 import app.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from app.config import get_settings
+from app.db import ensure_sqlite_folder
 from app.logs import setup_logging
 from migrations.autogen import render_item
 
@@ -30,6 +31,7 @@ def do_run_migrations(connection: Connection) -> None:
 
 
 async def run_async_migrations(url: str) -> None:
+    ensure_sqlite_folder(url)
     engine = create_async_engine(url, poolclass=pool.NullPool)
     async with engine.connect() as connection:
         await connection.run_sync(do_run_migrations)
