@@ -1,0 +1,67 @@
+"""Answer status for a task, and the latest answer of a conversation."""
+
+import uuid
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel
+
+from app import queue
+from app.api.deps import AdminDep
+from app.db import SessionDep
+from app.models import AIProcessingTask, TaskStatus
+
+router = APIRouter(prefix="/user", tags=["user"])
+
+
+class AnswerStatus(BaseModel):
+    """Where a task stands; `answer` only once it is completed."""
+
+    task_id: uuid.UUID
+    conversation_id: int
+    status: str
+    attempts: int
+    answer: str | None
+    input_tokens: int
+    output_tokens: int
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    answer_delivered_at: datetime | None
+
+    @classmethod
+    def of(cls, task: AIProcessingTask) -> "AnswerStatus":
+        return cls(
+            task_id=task.id,
+            conversation_id=task.conversation_id,
+            status=task.status,
+            attempts=task.attempts,
+            answer=task.ai_response if task.status == TaskStatus.COMPLETED else None,
+            input_tokens=task.input_tokens,
+            output_tokens=task.output_tokens,
+            created_at=task.created_at,
+            started_at=task.started_at,
+            completed_at=task.completed_at,
+            answer_delivered_at=task.answer_delivered_at,
+        )
+
+
+# The random task id is the capability here; conversation ids are guessable, so that read is admin-only.
+@router.get("/ai-status/{task_id}", response_model=AnswerStatus, summary="Status and answer of one task")
+async def ai_status(task_id: uuid.UUID, session: SessionDep) -> AnswerStatus:
+    task = await queue.get_task(session, task_id)
+    if task is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "task not found")
+    return AnswerStatus.of(task)
+
+
+@router.get(
+    "/conversation/{conversation_id}/latest-ai-response",
+    response_model=AnswerStatus,
+    summary="The latest task of a conversation (admin token required)",
+)
+async def latest_ai_response(conversation_id: int, session: SessionDep, _: AdminDep) -> AnswerStatus:
+    task = await queue.latest_task_of_conversation(session, conversation_id)
+    if task is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no answer in this conversation")
+    return AnswerStatus.of(task)
