@@ -1,12 +1,15 @@
-"""Embedded default: the API and (with EMBEDDED_WORKER) a worker in one process."""
+"""Embedded default: the API and (with EMBEDDED_WORKER) a worker in one process and one event loop."""
 
 import asyncio
+import signal
 
 import uvicorn
 
 from app.config import get_settings
 from app.logs import LOGGING_INI, setup_logging
 from app.main import create_app
+from app.services.pipeline import build_pipeline
+from worker.runtime import Worker
 
 
 async def main() -> None:
@@ -20,7 +23,21 @@ async def main() -> None:
         log_config=str(LOGGING_INI),
         access_log=False,
     )
-    await uvicorn.Server(config).serve()
+    server = uvicorn.Server(config)
+    if not settings.embedded_worker:
+        await server.serve()
+        return
+    # uvicorn handles SIGINT/SIGTERM while it serves, then re-raises the signal to the handler it
+    # found; an ignoring handler lets the worker drain gracefully instead of the process dying.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
+    worker = Worker(settings, app.state.db, build_pipeline(settings, app.state.db), wakeup=app.state.wakeup)
+    await worker.start()
+    try:
+        await server.serve()
+    finally:
+        await worker.stop()
+        await app.state.db.dispose()
 
 
 if __name__ == "__main__":
