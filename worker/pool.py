@@ -2,6 +2,8 @@
 
 import asyncio
 import uuid
+from collections.abc import Iterable
+from typing import Any
 
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -36,6 +38,8 @@ class WorkerPool:
         self._poll_seconds = poll_seconds
         self._lease_seconds = lease_seconds
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
+        # Callback deliveries of finished attempts: they wait on Kakao, not on a slot.
+        self._deliveries: set[asyncio.Task[object]] = set()
         self._stopping = asyncio.Event()
         self._queue_may_have_more = False
 
@@ -73,18 +77,22 @@ class WorkerPool:
         self._wakeup.notify()
 
     async def drain(self, grace: float) -> None:
-        """Wait up to `grace` seconds for in-flight tasks, then cancel the rest and release them unspent."""
+        """Wait up to `grace` seconds for in-flight work, then cancel the rest and release it unspent."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         if self._running:
             logger.info("Waiting up to {:.0f}s for {} in-flight task(s)", grace, len(self._running))
             await asyncio.wait(list(self._running.values()), timeout=grace)
         unfinished = dict(self._running)
-        for job in unfinished.values():
-            job.cancel()
-        await asyncio.gather(*unfinished.values(), return_exceptions=True)
+        await _cancel(unfinished.values())
         if unfinished:
             async with self._sessions.begin() as session:
                 released = await release(session, list(unfinished), worker_id=self._worker_id, now=utcnow())
             logger.info("Released {} unfinished task(s) back to the queue", released)
+        if self._deliveries:
+            await asyncio.wait(set(self._deliveries), timeout=max(deadline - loop.time(), 0.0))
+        # An interrupted delivery leaves its answer for the user's next message.
+        await _cancel(set(self._deliveries))
 
     async def _claim(self, limit: int) -> list[ClaimedTask]:
         async with self._sessions.begin() as session:
@@ -93,10 +101,23 @@ class WorkerPool:
             )
 
     def _start(self, task: ClaimedTask) -> None:
-        job = asyncio.create_task(self._runner.run(task), name=f"task-{task.id}")
+        job = asyncio.create_task(self._work(task), name=f"task-{task.id}")
         self._running[task.id] = job
         metrics.TASKS_IN_FLIGHT.inc()
         job.add_done_callback(lambda done: self._finished(task.id, done))
+
+    async def _work(self, task: ClaimedTask) -> None:
+        follow_up = await self._runner.run(task)
+        if follow_up is not None:
+            delivery = asyncio.create_task(follow_up(), name=f"deliver-{task.id}")
+            self._deliveries.add(delivery)
+            delivery.add_done_callback(self._delivered)
+
+    def _delivered(self, delivery: asyncio.Task[object]) -> None:
+        self._deliveries.discard(delivery)
+        if not delivery.cancelled() and delivery.exception() is not None:
+            exc = delivery.exception()
+            logger.opt(exception=exc).error("Callback delivery crashed: {}", type(exc).__name__)
 
     def _finished(self, task_id: uuid.UUID, job: asyncio.Task[None]) -> None:
         self._running.pop(task_id, None)
@@ -109,3 +130,10 @@ class WorkerPool:
 
     async def _idle(self, timeout: float) -> None:
         await self._wakeup.wait(timeout)
+
+
+async def _cancel(jobs: Iterable[asyncio.Task[Any]]) -> None:
+    jobs = list(jobs)
+    for job in jobs:
+        job.cancel()
+    await asyncio.gather(*jobs, return_exceptions=True)

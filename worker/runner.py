@@ -2,7 +2,9 @@
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,6 +20,9 @@ from app.services.texts import CHECK_ANSWER
 from worker.retry import RetryPolicy, plan_retry
 
 _MAX_ERROR_CHARS = 500
+
+# A delivery left to do once the attempt itself is over.
+FollowUp = Callable[[], Awaitable[object]]
 
 
 class TaskRunner:
@@ -42,8 +47,11 @@ class TaskRunner:
         self._policy = policy
         self._answer_timeout = answer_timeout
 
-    async def run(self, task: ClaimedTask) -> None:
-        """Work one attempt; an apology goes out through the callback if the answer is not ready in time."""
+    async def run(self, task: ClaimedTask) -> FollowUp | None:
+        """Work one attempt; returns the callback delivery still to make, which needs no worker slot.
+
+        An apology goes out through the callback while the attempt runs if the answer is late.
+        """
         if task.attempts == 1:
             metrics.PICKUP_LATENCY.observe(max((task.started_at - task.created_at).total_seconds(), 0.0))
         callback_open = task.callback_url is not None and task.callback_status == CallbackStatus.PENDING
@@ -55,18 +63,17 @@ class TaskRunner:
                 if not done:
                     callback_open = False
                     logger.info("Task {}: answer not ready near the callback deadline, apologising", task.id)
-                    await self._apologise(task, DELAY_APOLOGY, [CHECK_ANSWER])
+                    await self._apology(task, DELAY_APOLOGY, [CHECK_ANSWER])()
             try:
                 answer = await work
             except PermanentError as exc:
-                await self._give_up(task, exc, callback_open)
+                return await self._give_up(task, exc, callback_open)
             except Exception as exc:  # retryable, timeout or unexpected: all get the bounded retry
-                await self._retry(task, exc, callback_open)
-            else:
-                if await self._store(task, answer) and callback_open:
-                    await self._delivery.send(
-                        task, text_reply(answer.text, quick_replies=answer.quick_replies), kind=CallbackKind.ANSWER
-                    )
+                return await self._retry(task, exc, callback_open)
+            if await self._store(task, answer) and callback_open:
+                body = text_reply(answer.text, quick_replies=answer.quick_replies)
+                return partial(self._delivery.send, task, body, kind=CallbackKind.ANSWER)
+            return None
         finally:
             if not work.done():
                 work.cancel()
@@ -104,7 +111,7 @@ class TaskRunner:
         logger.info("Task {} completed (attempt {})", task.id, task.attempts)
         return True
 
-    async def _retry(self, task: ClaimedTask, exc: Exception, callback_open: bool) -> None:
+    async def _retry(self, task: ClaimedTask, exc: Exception, callback_open: bool) -> FollowUp | None:
         now = utcnow()
         plan = plan_retry(
             attempts=task.attempts,
@@ -116,10 +123,7 @@ class TaskRunner:
             policy=self._policy,
         )
         if plan.run_after is None:
-            await self._give_up(task, exc, callback_open)
-            return
-        if plan.apologize:
-            await self._apologise(task, DELAY_APOLOGY, [CHECK_ANSWER])
+            return await self._give_up(task, exc, callback_open)
         async with self._sessions.begin() as session:
             scheduled = await schedule_retry(
                 session, task.id, worker_id=self._worker_id, run_after=plan.run_after, error=_describe(exc)
@@ -129,19 +133,20 @@ class TaskRunner:
             delay = (plan.run_after - now).total_seconds()
             logger.info("Task {}: attempt {} failed ({}), retry in {:.1f}s", task.id, task.attempts, _describe(exc), delay)
             asyncio.get_running_loop().call_later(delay, self._wakeup.notify)
+        # The retry could not answer before the deadline: the callback carries an apology instead.
+        return self._apology(task, DELAY_APOLOGY, [CHECK_ANSWER]) if scheduled and plan.apologize else None
 
-    async def _give_up(self, task: ClaimedTask, exc: Exception, callback_open: bool) -> None:
+    async def _give_up(self, task: ClaimedTask, exc: Exception, callback_open: bool) -> FollowUp | None:
         async with self._sessions.begin() as session:
             failed = await fail(session, task.id, worker_id=self._worker_id, error=_describe(exc), now=utcnow())
         if not failed:
-            return
+            return None
         metrics.TASKS_FINISHED.labels(TaskStatus.FAILED).inc()
         logger.warning("Task {} failed after attempt {}: {}", task.id, task.attempts, _describe(exc))
-        if callback_open:
-            await self._apologise(task, FAILURE_APOLOGY)
+        return self._apology(task, FAILURE_APOLOGY) if callback_open else None
 
-    async def _apologise(self, task: ClaimedTask, text: str, quick_replies: list[str] | None = None) -> None:
-        await self._delivery.send(task, text_reply(text, quick_replies=quick_replies), kind=CallbackKind.APOLOGY)
+    def _apology(self, task: ClaimedTask, text: str, quick_replies: list[str] | None = None) -> FollowUp:
+        return partial(self._delivery.send, task, text_reply(text, quick_replies=quick_replies), kind=CallbackKind.APOLOGY)
 
 
 def _describe(exc: BaseException) -> str:

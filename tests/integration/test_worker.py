@@ -311,3 +311,20 @@ async def test_heartbeat_row_lives_while_the_worker_runs(settings: Settings, db:
         await eventually(listed)
         assert (await rows())[0].worker_id == worker.worker_id
     assert await rows() == []
+
+
+async def test_shutdown_lets_a_waiting_callback_go_out_within_the_grace_period(
+    settings: Settings, db: Database, kakao: respx.Route
+) -> None:
+    ids = await make_message(db)
+    task_id = await add_task(db, ids, callback=True, not_before_seconds=0.5)
+    patient = settings.model_copy(update={"worker_shutdown_grace_seconds": 3})
+    worker = Worker(patient, db, FakePipeline())
+    await worker.start()
+    worker.wakeup.notify()
+    await eventually(status_is(db, task_id, TaskStatus.COMPLETED))
+    assert not kakao.called  # answer stored, delivery waiting for callback_not_before, slot already free
+    assert worker.pool.in_flight == 0
+    await worker.stop()
+    assert kakao.call_count == 1
+    assert (await load(db, task_id)).callback_status == CallbackStatus.SENT
