@@ -233,3 +233,26 @@ class WorkerHeartbeat(SQLModel, table=True):
     last_seen_at: datetime = ts(index=True)
     in_flight: int = 0
     listen_connected: bool = False
+
+
+class KnowledgeDocument(SQLModel, table=True):
+    __tablename__ = "knowledgedocument"
+    __table_args__ = (
+        sa.UniqueConstraint("bot_id", "source", name="uq_knowledgedocument_bot_source"),
+        sa.Index("ix_knowledgedocument_bot_type_category", "bot_id", "type", "category"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True, sa_type=sa.Uuid)
+    bot_id: str = Field(max_length=100)
+    # The file name or given key: uploading the same source again replaces the document's chunks.
+    source: str = Field(max_length=255)
+    title: str = Field(max_length=255)
+    type: str = Field(max_length=16)
+    category: str | None = Field(default=None, max_length=100)
+    # Bumped on each re-upload; chunk ids carry it so old chunks can be told apart and removed.
+    version: int = 1
+    chunk_count: int = 0
+    char_count: int = 0
+    content_hash: str = Field(max_length=64)
+    created_at: datetime = ts()
+    updated_at: datetime = ts()
