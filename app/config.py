@@ -4,7 +4,7 @@ import sys
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     # Knowledge base
     chroma_path: str = "./data/chroma"
     chroma_host: str | None = None
+    embedding_backend: Literal["auto", "local", "openai"] = "auto"
+    embedding_model: str = "text-embedding-3-small"
+    embedding_batch_size: int = Field(100, ge=1, le=2048)
+    rag_chunk_size: int = Field(1000, ge=100, le=20_000)
+    rag_chunk_overlap: int = Field(150, ge=0)
+    rag_top_k: int = Field(4, ge=1, le=50)
+    rag_score_threshold: float = Field(0.3, ge=0, le=1)
+    knowledge_max_upload_bytes: int = Field(10_000_000, ge=1024)
 
     @field_validator("kakao_callback_allowed_hosts", mode="before")
     @classmethod
@@ -80,6 +88,14 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("rag_chunk_overlap")
+    @classmethod
+    def _overlap_below_half_chunk(cls, value: int, info: ValidationInfo) -> int:
+        size = info.data.get("rag_chunk_size")
+        if size is not None and value >= size // 2:
+            raise ValueError("must be less than half of RAG_CHUNK_SIZE")
+        return value
 
     @property
     def is_sqlite(self) -> bool:

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from loguru import logger
 
-from app.api import admin_tasks, dev, health, metrics, prompts, skill, user
+from app.api import admin_tasks, dev, health, knowledge, metrics, prompts, skill, user
 from app.config import Settings, get_settings
 from app.db import Database
 from app.logs import setup_logging
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_tasks.router)
     app.include_router(user.router)
     app.include_router(metrics.router)
+    app.include_router(knowledge.router)
     if settings.debug:
         app.state.test_callbacks = OrderedDict()
         app.include_router(dev.router)

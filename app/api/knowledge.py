@@ -1,0 +1,265 @@
+"""Admin API for the knowledge base: upload, list and delete documents; search; ask a question."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, UploadFile, status
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import UploadFile as StarletteUploadFile
+
+from app.api.deps import require_admin
+from app.config import Settings
+from app.db import SessionDep
+from app.models import KnowledgeDocument
+from app.services.errors import PermanentError, RetryableError
+from app.services.knowledge import KnowledgeBase, Passage, SearchFilter, documents
+from app.services.knowledge.answering import QueryAnswer, answer_question
+from app.services.knowledge.errors import (
+    DocumentConflict,
+    DocumentTooLarge,
+    InvalidDocument,
+    KnowledgeError,
+    UnsupportedType,
+)
+from app.services.knowledge.ingest import delete_document, ingest
+from app.services.knowledge.parsing import parse_file
+from app.services.knowledge.schemas import DocType, FaqPair, ParsedDocument, Section
+
+router = APIRouter(prefix="/api/knowledge", tags=["admin: knowledge"], dependencies=[Depends(require_admin)])
+
+BotId = Annotated[str, Field(min_length=1, max_length=100)]
+# Multipart framing and form fields around the file.
+_FORM_OVERHEAD = 64_000
+_STATUS = {
+    InvalidDocument: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    UnsupportedType: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    DocumentTooLarge: status.HTTP_413_CONTENT_TOO_LARGE,
+    DocumentConflict: status.HTTP_409_CONFLICT,
+}
+
+
+def get_knowledge(request: Request) -> KnowledgeBase:
+    """The process's knowledge base, created on first use so routes that never need it load nothing."""
+    kb = getattr(request.app.state, "knowledge", None)
+    if kb is None:
+        kb = request.app.state.knowledge = KnowledgeBase(request.app.state.settings)
+    return kb
+
+
+KnowledgeDep = Annotated[KnowledgeBase, Depends(get_knowledge)]
+
+
+class TextDocument(BaseModel):
+    """A document sent as JSON: text (plain or Markdown) or FAQ pairs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bot_id: BotId
+    title: str = Field(min_length=1, max_length=255)
+    source: str | None = Field(default=None, max_length=255, description="Identity for re-uploads; the title if absent")
+    type: Literal[DocType.TEXT, DocType.MARKDOWN, DocType.FAQ] = DocType.TEXT
+    category: str | None = Field(default=None, max_length=100)
+    text: str | None = None
+    faqs: list[FaqPair] | None = None
+
+
+class DocumentOut(BaseModel):
+    id: uuid.UUID
+    bot_id: str
+    title: str
+    source: str
+    type: str
+    category: str | None
+    version: int
+    chunk_count: int
+    char_count: int
+    created_at: datetime
+    updated_at: datetime
+    replaced: bool = False
+
+
+class DocumentList(BaseModel):
+    items: list[DocumentOut]
+    total: int
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bot_id: BotId
+    query: str = Field(min_length=1, max_length=2000)
+    k: int = Field(default=5, ge=1, le=50)
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    filter: SearchFilter | None = None
+
+
+class SearchResult(BaseModel):
+    passages: list[Passage]
+
+
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bot_id: BotId
+    question: str = Field(min_length=1, max_length=2000)
+
+
+_UPLOAD_DOC = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "bot_id"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "bot_id": {"type": "string"},
+                        "title": {"type": "string"},
+                        "category": {"type": "string"},
+                    },
+                }
+            },
+            "application/json": {"schema": TextDocument.model_json_schema()},
+        }
+    }
+}
+
+
+@router.post(
+    "/documents",
+    response_model=DocumentOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Upload a file (txt, md, pdf, FAQ csv/json) or JSON text; the same source replaces the old one",
+    openapi_extra=_UPLOAD_DOC,
+)
+async def upload_document(request: Request, session: SessionDep, kb: KnowledgeDep) -> DocumentOut:
+    settings: Settings = request.app.state.settings
+    try:
+        parsed = await _read_upload(request, settings.knowledge_max_upload_bytes)
+        result = await ingest(session, kb, parsed)
+    except KnowledgeError as exc:
+        raise _http_error(exc) from None
+    except RetryableError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"임베딩 서버가 응답하지 않아요: {exc}") from None
+    except PermanentError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"임베딩 요청이 거절됐어요: {exc}") from None
+    return _out(result.document, replaced=result.replaced)
+
+
+@router.get("/documents", response_model=DocumentList)
+async def list_documents(
+    session: SessionDep,
+    bot_id: Annotated[str | None, Query(max_length=100)] = None,
+    category: Annotated[str | None, Query(max_length=100)] = None,
+    doc_type: Annotated[DocType | None, Query(alias="type")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DocumentList:
+    rows, total = await documents.search(
+        session, bot_id=bot_id, category=category, doc_type=doc_type, limit=limit, offset=offset
+    )
+    return DocumentList(items=[_out(row) for row in rows], total=total)
+
+
+@router.delete("/documents/{doc_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_document(doc_id: uuid.UUID, session: SessionDep, kb: KnowledgeDep) -> Response:
+    if not await delete_document(session, kb, doc_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "그런 문서가 없어요.")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/search", response_model=SearchResult)
+async def search(body: SearchRequest, kb: KnowledgeDep) -> SearchResult:
+    passages = await kb.retrieve(
+        body.bot_id, body.query, k=body.k, threshold=body.threshold, search_filter=body.filter
+    )
+    return SearchResult(passages=passages)
+
+
+@router.post("/query", response_model=QueryAnswer)
+async def query(body: QueryRequest, request: Request, session: SessionDep, kb: KnowledgeDep) -> QueryAnswer:
+    try:
+        return await answer_question(
+            session, kb, request.app.state.settings, bot_id=body.bot_id, question=body.question
+        )
+    except RetryableError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"AI 서버가 응답하지 않아요: {exc}") from None
+    except PermanentError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"AI 요청이 거절됐어요: {exc}") from None
+
+
+async def _read_upload(request: Request, limit: int) -> ParsedDocument:
+    """Parse a multipart file or a JSON document, refusing bodies over `limit` before reading them."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + _FORM_OVERHEAD:
+        raise DocumentTooLarge(_too_large(limit))
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        async with request.form(max_files=1, max_fields=10) as form:
+            upload = form.get("file")
+            bot_id = str(form.get("bot_id") or "").strip()
+            if not isinstance(upload, StarletteUploadFile) or not upload.filename:
+                raise InvalidDocument("'file' 필드에 파일을 넣어 주세요.")
+            if not bot_id or len(bot_id) > 100:
+                raise InvalidDocument("'bot_id' 필드(1~100자)가 필요해요.")
+            data = await _read_limited(upload, limit)
+            return parse_file(
+                data,
+                upload.filename,
+                bot_id=bot_id,
+                title=_field(form.get("title"), 255),
+                category=_field(form.get("category"), 100),
+            )
+    if content_type.startswith("application/json"):
+        body = await request.body()
+        if len(body) > limit:
+            raise DocumentTooLarge(_too_large(limit))
+        try:
+            doc = TextDocument.model_validate_json(body)
+        except ValidationError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.errors(include_url=False)) from None
+        return _from_json(doc)
+    raise UnsupportedType("multipart/form-data(파일) 또는 application/json(텍스트)으로 보내 주세요.")
+
+
+async def _read_limited(upload: UploadFile, limit: int) -> bytes:
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise DocumentTooLarge(_too_large(limit))
+    return data
+
+
+def _from_json(doc: TextDocument) -> ParsedDocument:
+    parsed = ParsedDocument(
+        bot_id=doc.bot_id, title=doc.title, source=doc.source or doc.title, type=doc.type, category=doc.category
+    )
+    if doc.type is DocType.FAQ:
+        if not doc.faqs:
+            raise InvalidDocument("FAQ 문서에는 'faqs' 목록(question, answer)이 필요해요.")
+        parsed.faqs = doc.faqs
+    else:
+        if not doc.text or not doc.text.strip():
+            raise InvalidDocument("'text'가 비어 있어요.")
+        parsed.sections = [Section(text=doc.text)]
+    return parsed
+
+
+def _field(value: object, max_length: int) -> str | None:
+    text = str(value).strip() if isinstance(value, str) else ""
+    if len(text) > max_length:
+        raise InvalidDocument(f"필드 값은 {max_length}자까지 쓸 수 있어요.")
+    return text or None
+
+
+def _too_large(limit: int) -> str:
+    return f"파일이 너무 커요. {limit / 1_000_000:.1f}MB 이하로 올려 주세요."
+
+
+def _http_error(exc: KnowledgeError) -> HTTPException:
+    code = next((c for cls, c in _STATUS.items() if isinstance(exc, cls)), status.HTTP_400_BAD_REQUEST)
+    return HTTPException(code, str(exc))
+
+
+def _out(document: KnowledgeDocument, *, replaced: bool = False) -> DocumentOut:
+    return DocumentOut.model_validate({**document.model_dump(), "replaced": replaced})

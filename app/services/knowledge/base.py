@@ -1,0 +1,211 @@
+"""`KnowledgeBase`: one per process; loads the analyser, embedder and Chroma client on first use."""
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from app.config import Settings
+from app.services.knowledge import offline
+from app.services.knowledge.embeddings import Embedder, build_embedder, close_embedder
+from app.services.knowledge.morphemes import Analysis, Morphemes
+from app.services.knowledge.retrieval import Corpus, hybrid_search
+from app.services.knowledge.schemas import OfflineAnswer, Passage, SearchFilter
+from app.services.knowledge.store import VectorStore
+
+if TYPE_CHECKING:
+    from chromadb.api.models.Collection import Collection
+
+# How stale another process's writes may look to this one's lexical index, in seconds.
+REFRESH_SECONDS = 1.0
+_ADD_BATCH = 256
+
+
+@dataclass
+class Chunk:
+    """A chunk ready to store: its id, text and metadata (without the lexical terms, added here).
+
+    `index_text`, when given, is what local matching analyses instead of `text` (FAQ questions
+    are repeated so they weigh more than the answer).
+    """
+
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    index_text: str | None = None
+
+
+@dataclass
+class _BotState:
+    collection: "Collection"
+    checked_at: float
+    corpus: Corpus | None = None
+
+
+class KnowledgeBase:
+    """Per-bot chunk storage and hybrid retrieval over Chroma, with the lexical index kept in memory."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = VectorStore(settings)
+        self.morphemes = Morphemes()
+        self._embedder: Embedder | None = None
+        self._bots: dict[str, _BotState] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = build_embedder(self.settings)
+        return self._embedder
+
+    async def aclose(self) -> None:
+        if self._embedder is not None:
+            await close_embedder(self._embedder)
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    async def retrieve(
+        self,
+        bot_id: str,
+        query: str,
+        *,
+        k: int | None = None,
+        threshold: float | None = None,
+        search_filter: SearchFilter | None = None,
+    ) -> list[Passage]:
+        """The best passages for `query` scoring at least `threshold` (default `RAG_SCORE_THRESHOLD`)."""
+        if not query.strip():
+            return []
+        state = await self._state(bot_id, create=False)
+        if state is None:
+            return []
+        corpus = await self._corpus(bot_id, state)
+        (analysis,) = await asyncio.to_thread(self.morphemes.analyze, [query])
+        (vector,) = await self.embedder.embed([query], [analysis])
+        return await asyncio.to_thread(
+            hybrid_search,
+            state.collection,
+            corpus,
+            vector,
+            analysis.terms,
+            k=k or self.settings.rag_top_k,
+            threshold=self.settings.rag_score_threshold if threshold is None else threshold,
+            search_filter=search_filter,
+        )
+
+    async def offline_answer(self, bot_id: str, question: str) -> OfflineAnswer:
+        """An answer from the knowledge base alone, or an honest "I don't know"."""
+        return offline.compose(await self.retrieve(bot_id, question, k=3))
+
+    # --- writing ----------------------------------------------------------------------------------
+
+    async def add(self, bot_id: str, chunks: list[Chunk]) -> None:
+        """Analyse, embed and store chunks (existing ids are overwritten)."""
+        if not chunks:
+            return
+        state = await self._state(bot_id, create=True)
+        assert state is not None
+        await self._write(bot_id, state, chunks)
+
+    async def delete(self, bot_id: str, where: dict[str, Any]) -> None:
+        """Remove the bot's chunks matching a Chroma `where` clause."""
+        state = await self._state(bot_id, create=False)
+        if state is None:
+            return
+        await asyncio.to_thread(state.collection.delete, where=where)
+        await self._changed(state)
+
+    async def _write(self, bot_id: str, state: _BotState, chunks: list[Chunk]) -> None:
+        for start in range(0, len(chunks), _ADD_BATCH):
+            batch = chunks[start : start + _ADD_BATCH]
+            texts = [c.text for c in batch]
+            analyses = await asyncio.to_thread(self.morphemes.analyze, [c.index_text or c.text for c in batch])
+            vectors = await self.embedder.embed(texts, analyses)
+            metadatas = [_stored_metadata(c, a) for c, a in zip(batch, analyses, strict=True)]
+            await asyncio.to_thread(
+                state.collection.upsert,
+                ids=[c.id for c in batch],
+                embeddings=vectors,
+                documents=texts,
+                metadatas=metadatas,
+            )
+        await self._changed(state)
+
+    async def _changed(self, state: _BotState) -> None:
+        await asyncio.to_thread(self.store.touch, state.collection)
+        state.corpus = None
+
+    # --- collections and the lexical index ------------------------------------------------------------
+
+    def _lock(self, bot_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(bot_id, asyncio.Lock())
+
+    async def _state(self, bot_id: str, *, create: bool) -> _BotState | None:
+        """The bot's collection, refreshed at most every `REFRESH_SECONDS`; built (or re-indexed) if asked."""
+        state = self._bots.get(bot_id)
+        if state is not None and time.monotonic() - state.checked_at < REFRESH_SECONDS:
+            return state
+        async with self._lock(bot_id):
+            embedding = self.embedder.name
+            collection = await asyncio.to_thread(self.store.get, bot_id, embedding)
+            if collection is None:
+                if not create and not await asyncio.to_thread(self.store.others, bot_id, embedding):
+                    self._bots.pop(bot_id, None)
+                    return None
+                collection = await self._build(bot_id)
+            previous = self._bots.get(bot_id)
+            corpus = previous.corpus if previous and previous.collection.id == collection.id else None
+            state = _BotState(collection, time.monotonic(), corpus)
+            self._bots[bot_id] = state
+            return state
+
+    async def _corpus(self, bot_id: str, state: _BotState) -> Corpus:
+        revision = (state.collection.metadata or {}).get("revision")
+        if state.corpus is not None and state.corpus.revision == revision:
+            return state.corpus
+        async with self._lock(bot_id):
+            if state.corpus is None or state.corpus.revision != revision:
+                data = await asyncio.to_thread(self.store.read_all, state.collection)
+                state.corpus = await asyncio.to_thread(
+                    Corpus, revision, data["ids"], data["documents"], data["metadatas"]
+                )
+            return state.corpus
+
+    async def _build(self, bot_id: str) -> "Collection":
+        """Create the bot's collection for the current backend, re-embedding chunks from any other backend."""
+        embedding = self.embedder.name
+        collection = await asyncio.to_thread(self.store.create, bot_id, embedding)
+        state = _BotState(collection, time.monotonic())
+        for old in await asyncio.to_thread(self.store.others, bot_id, embedding):
+            data = await asyncio.to_thread(self.store.read_all, old)
+            logger.info(
+                "Re-indexing knowledge of bot {} from {} to {}: {} chunks",
+                bot_id,
+                (old.metadata or {}).get("embedding"),
+                embedding,
+                len(data["ids"]),
+            )
+            chunks = [
+                Chunk(chunk_id, text, _original_metadata(meta), meta.get("index_text"))
+                for chunk_id, text, meta in zip(data["ids"], data["documents"], data["metadatas"], strict=True)
+            ]
+            await self._write(bot_id, state, chunks)
+        await asyncio.to_thread(self.store.touch, collection, ready=True)
+        for old in await asyncio.to_thread(self.store.others, bot_id, embedding):
+            await asyncio.to_thread(self.store.drop, old.name)
+        return collection
+
+
+def _stored_metadata(chunk: Chunk, analysis: Analysis) -> dict[str, Any]:
+    """The chunk's metadata plus what lexical scoring and a later re-index need."""
+    stored = {**chunk.metadata, "terms": " ".join(analysis.terms)}
+    if chunk.index_text:
+        stored["index_text"] = chunk.index_text
+    return stored
+
+
+def _original_metadata(stored: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in stored.items() if k not in ("terms", "index_text")}

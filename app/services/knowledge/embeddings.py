@@ -1,0 +1,96 @@
+"""Embedding backends: local hashed features (no network, no model download) or OpenAI."""
+
+import asyncio
+import math
+import zlib
+from collections import Counter
+from typing import Protocol
+
+import numpy as np
+import openai
+
+from app.config import Settings
+from app.services.knowledge.morphemes import Analysis
+from app.services.llm import classify
+
+LOCAL_DIM = 1024
+_GRAM_WEIGHT = 0.5
+
+
+class Embedder(Protocol):
+    """Turns texts into vectors; `name` is recorded per collection so vectors are never mixed."""
+
+    name: str
+
+    async def embed(self, texts: list[str], analyses: list[Analysis]) -> list[list[float]]: ...
+
+
+class LocalEmbedder:
+    """Signed feature hashing of morphemes, compounds and their character n-grams, L2-normalised.
+
+    Character n-grams of compounds let 배송비 meet 배송 and 회원가입 meet 가입 without a dictionary.
+    """
+
+    name = f"local-hash{LOCAL_DIM}-v1"
+
+    async def embed(self, texts: list[str], analyses: list[Analysis]) -> list[list[float]]:
+        return await asyncio.to_thread(lambda: [self.vector(a).tolist() for a in analyses])
+
+    @staticmethod
+    def vector(analysis: Analysis) -> np.ndarray:
+        features: Counter[str] = Counter()
+        for term in analysis.terms:
+            features["t:" + term] += 1.0
+        for run in analysis.runs:
+            if run not in analysis.terms:
+                features["t:" + run] += 1.0
+            for n in (2, 3):
+                for i in range(len(run) - n + 1):
+                    features["g:" + run[i : i + n]] += _GRAM_WEIGHT
+        vec = np.zeros(LOCAL_DIM, dtype=np.float32)
+        for feature, count in features.items():
+            h = zlib.crc32(feature.encode())
+            # Sublinear counts: a word repeated ten times is not ten times the topic.
+            weight = (1.0 + math.log(count)) if count >= 1 else count
+            vec[h % LOCAL_DIM] += weight if h & 0x80000000 else -weight
+        norm = float(np.linalg.norm(vec))
+        return vec / norm if norm else vec
+
+
+class OpenAIEmbedder:
+    """`EMBEDDING_MODEL` through the OpenAI API (or `OPENAI_BASE_URL`), in batches."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.model = settings.embedding_model
+        self.name = f"openai-{self.model}"
+        self.batch_size = settings.embedding_batch_size
+        self._client = openai.AsyncOpenAI(
+            api_key=settings.openai_api_key, base_url=settings.openai_base_url, max_retries=2, timeout=30.0
+        )
+
+    async def embed(self, texts: list[str], analyses: list[Analysis]) -> list[list[float]]:
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            try:
+                response = await self._client.embeddings.create(model=self.model, input=batch)
+            except openai.APIError as exc:
+                raise classify(exc) from exc
+            vectors.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))
+        return vectors
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def build_embedder(settings: Settings) -> LocalEmbedder | OpenAIEmbedder:
+    """The backend `EMBEDDING_BACKEND` asks for; `auto` means OpenAI when a key is set."""
+    backend = settings.embedding_backend
+    if backend == "auto":
+        backend = "openai" if settings.openai_api_key else "local"
+    return OpenAIEmbedder(settings) if backend == "openai" else LocalEmbedder()
+
+
+async def close_embedder(embedder: Embedder) -> None:
+    if isinstance(embedder, OpenAIEmbedder):
+        await embedder.aclose()

@@ -1,0 +1,84 @@
+"""Korean content morphemes from kiwipiepy, loaded on first use (the model is ~280 MB resident)."""
+
+import threading
+from typing import TYPE_CHECKING, NamedTuple
+
+from loguru import logger
+
+from app.services.knowledge.synonyms import expand
+
+if TYPE_CHECKING:
+    from kiwipiepy import Kiwi
+
+# Nouns, roots, verb and adjective stems, adverbs, numbers, foreign words: what carries a topic.
+_CONTENT_TAGS = {"NNG", "NNP", "NR", "XR", "VV", "VA", "MAG", "SL", "SH", "SN"}
+# Light verbs, request verbs and filler adverbs that appear in nearly every question and blur matching.
+_STOP = {
+    "하", "되", "있", "이", "것", "어떻", "그렇", "이렇", "알리", "보",
+    "좀", "잘", "더", "안", "못", "왜", "다", "또", "꼭", "많이", "너무", "정말", "진짜", "그냥", "혹시",
+}
+# kiwipiepy holds the GIL while it analyses; small batches let the event loop breathe between calls.
+BATCH = 16
+
+
+class Analysis(NamedTuple):
+    """Content morphemes in order, and runs of adjacent ones joined (compounds such as 배송비)."""
+
+    terms: list[str]
+    runs: list[str]
+
+
+class Morphemes:
+    """A lazily loaded Kiwi analyser shared by embeddings and lexical scoring."""
+
+    def __init__(self) -> None:
+        self._kiwi: Kiwi | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> "Kiwi":
+        if self._kiwi is None:
+            with self._lock:
+                if self._kiwi is None:
+                    from kiwipiepy import Kiwi
+
+                    logger.info("Loading the Korean morpheme analyser (kiwipiepy)")
+                    # No typo or multi-word dictionaries: matching does not need them, and they cost ~190 MB.
+                    self._kiwi = Kiwi(load_typo_dict=False, load_multi_dict=False)
+        return self._kiwi
+
+    def analyze(self, texts: list[str]) -> list[Analysis]:
+        """Analyse texts (blocking; call from a worker thread)."""
+        kiwi = self._load()
+        results: list[Analysis] = []
+        for start in range(0, len(texts), BATCH):
+            batch = texts[start : start + BATCH]
+            tokenized = [kiwi.tokenize(batch[0])] if len(batch) == 1 else kiwi.tokenize(batch)
+            results.extend(_analysis(tokens) for tokens in tokenized)
+        return results
+
+
+def _analysis(tokens: list) -> Analysis:  # type: ignore[type-arg]
+    terms: list[str] = []
+    runs: list[str] = []
+    run = ""
+    run_end = -1
+    for token in tokens:
+        tag = token.tag.split("-", 1)[0]
+        form = token.form.lower()
+        if tag not in _CONTENT_TAGS or form in _STOP:
+            run, run_end = _close(run, runs), -1
+            continue
+        terms.append(form)
+        if token.start == run_end:
+            run += form
+        else:
+            run = _close(run, runs) + form
+        run_end = token.start + token.len
+    _close(run, runs)
+    return Analysis(expand(terms), runs)
+
+
+def _close(run: str, runs: list[str]) -> str:
+    if run:
+        runs.append(run)
+    return ""

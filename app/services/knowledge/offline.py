@@ -1,0 +1,42 @@
+"""Answers without an LLM: quote the best FAQ answer or passage, or say honestly that we don't know."""
+
+import re
+
+from app.services.knowledge.schemas import DocType, OfflineAnswer, Passage
+
+FAQ_INTRO = "지식베이스의 자주 묻는 질문에서 찾은 답변이에요."
+PASSAGE_INTRO = "지식베이스 자료에서 찾은 내용이에요."
+NOT_FOUND = (
+    "죄송해요, 그 질문에 대한 답은 제가 가진 자료에서 찾지 못했어요. "
+    "질문을 조금 바꿔서 다시 물어봐 주시거나 상담원 연결을 요청해 주세요."
+)
+# Room for the quote inside one Kakao text bubble (1000 characters) with the intro and source.
+MAX_QUOTE = 700
+_SENTENCE_END = re.compile(r"[.!?。…](?=\s)|\n")
+
+
+def compose(passages: list[Passage]) -> OfflineAnswer:
+    """Quote the best passage (already thresholded and ranked), naming where it came from."""
+    if not passages:
+        return OfflineAnswer(text=NOT_FOUND, found=False)
+    best = passages[0]
+    if best.type is DocType.FAQ and best.answer:
+        body, intro = best.answer, FAQ_INTRO
+    else:
+        body, intro = _excerpt(best.text), PASSAGE_INTRO
+    return OfflineAnswer(text=f"{intro}\n\n{body}\n\n{source_label(best)}", found=True, sources=[best])
+
+
+def source_label(passage: Passage) -> str:
+    """`(출처: 제목, 3쪽)` for a user-facing answer."""
+    page = f", {passage.page}쪽" if passage.page else ""
+    return f"(출처: {passage.title or passage.source}{page})"
+
+
+def _excerpt(text: str) -> str:
+    text = text.strip()
+    if len(text) <= MAX_QUOTE:
+        return text
+    ends = [m.end() for m in _SENTENCE_END.finditer(text, 0, MAX_QUOTE)]
+    cut = ends[-1] if ends and ends[-1] > MAX_QUOTE // 2 else MAX_QUOTE
+    return text[:cut].rstrip() + " …"

@@ -1,0 +1,116 @@
+"""Hybrid ranking: cosine similarity from Chroma blended with BM25 coverage, thresholded."""
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from app.services.knowledge.lexical import BM25Index
+from app.services.knowledge.schemas import DocType, Passage, SearchFilter
+
+if TYPE_CHECKING:
+    from chromadb.api.models.Collection import Collection
+
+# Equal weights: hashed vectors catch shared word pieces, BM25 rewards rare shared words.
+VECTOR_WEIGHT = 0.5
+LEXICAL_WEIGHT = 0.5
+# Candidates taken from each side before blending.
+CANDIDATES = 30
+_FILTER_KEYS = ("type", "category", "source", "doc_id")
+
+
+class Corpus:
+    """One bot's chunks as of a collection revision, with their BM25 index."""
+
+    def __init__(self, revision: str | None, ids: list[str], documents: list[str], metadatas: list[dict]) -> None:
+        self.revision = revision
+        self.ids = ids
+        self.documents = documents
+        self.metadatas = metadatas
+        self.position = {chunk_id: i for i, chunk_id in enumerate(ids)}
+        self.index = BM25Index([str(m.get("terms", "")).split() for m in metadatas])
+        self._columns = {
+            key: np.array([str(m.get(key, "")) for m in metadatas], dtype=object) for key in _FILTER_KEYS
+        }
+
+    def allowed(self, search_filter: SearchFilter | None) -> np.ndarray | None:
+        """A mask of chunks passing the filter (None: all pass)."""
+        if search_filter is None or search_filter.where() is None:
+            return None
+        mask = np.ones(len(self.ids), dtype=bool)
+        for key, values in search_filter.model_dump().items():
+            if values:
+                mask &= np.isin(self._columns[key], [str(v) for v in values])
+        return mask
+
+
+def hybrid_search(
+    collection: "Collection",
+    corpus: Corpus,
+    query_vector: list[float],
+    query_terms: list[str],
+    *,
+    k: int,
+    threshold: float,
+    search_filter: SearchFilter | None = None,
+) -> list[Passage]:
+    """The `k` best chunks scoring at least `threshold` (blocking: Chroma calls)."""
+    count = collection.count()
+    if count == 0:
+        return []
+    where = search_filter.where() if search_filter else None
+    found = collection.query(
+        query_embeddings=[query_vector],
+        n_results=min(CANDIDATES, count),
+        where=where,
+        include=["documents", "metadatas", "distances"],
+    )
+    candidates: dict[str, dict[str, Any]] = {}
+    for chunk_id, doc, meta, distance in zip(
+        found["ids"][0], found["documents"][0], found["metadatas"][0], found["distances"][0], strict=True
+    ):
+        candidates[chunk_id] = {"text": doc, "meta": meta, "cosine": 1.0 - float(distance)}
+
+    raw, coverage = corpus.index.scores(query_terms)
+    lexical_only = [
+        corpus.ids[i] for i in corpus.index.top(raw, CANDIDATES, corpus.allowed(search_filter))
+        if corpus.ids[i] not in candidates
+    ]
+    if lexical_only:
+        # The vector side did not return these; fetch their vectors (and skip ones deleted since).
+        extra = collection.get(ids=lexical_only, include=["documents", "metadatas", "embeddings"])
+        query = np.asarray(query_vector, dtype=np.float32)
+        for chunk_id, doc, meta, vector in zip(
+            extra["ids"], extra["documents"], extra["metadatas"], extra["embeddings"], strict=True
+        ):
+            candidates[chunk_id] = {"text": doc, "meta": meta, "cosine": _cosine(query, vector)}
+
+    passages = []
+    for chunk_id, hit in candidates.items():
+        position = corpus.position.get(chunk_id)
+        lexical = float(coverage[position]) if position is not None else 0.0
+        score = VECTOR_WEIGHT * max(hit["cosine"], 0.0) + LEXICAL_WEIGHT * lexical
+        if score >= threshold:
+            passages.append(to_passage(chunk_id, hit["text"], hit["meta"], score))
+    passages.sort(key=lambda p: p.score, reverse=True)
+    return passages[:k]
+
+
+def to_passage(chunk_id: str, text: str, meta: dict[str, Any], score: float) -> Passage:
+    return Passage(
+        text=text,
+        score=round(score, 4),
+        source=str(meta.get("source", "")),
+        title=str(meta.get("title", "")),
+        doc_id=str(meta.get("doc_id", "")),
+        chunk_id=chunk_id,
+        type=DocType(meta.get("type", DocType.TEXT)),
+        category=meta.get("category"),
+        page=meta.get("page"),
+        answer=meta.get("answer"),
+    )
+
+
+def _cosine(query: np.ndarray, vector: Any) -> float:
+    vec = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(query) * np.linalg.norm(vec))
+    return float(query @ vec / norm) if norm else 0.0
