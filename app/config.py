@@ -89,6 +89,13 @@ class Settings(BaseSettings):
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
 
+    @field_validator("embedding_backend")
+    @classmethod
+    def _openai_backend_needs_key(cls, value: str, info: ValidationInfo) -> str:
+        if value == "openai" and not info.data.get("openai_api_key"):
+            raise ValueError("needs OPENAI_API_KEY (use auto or local without a key)")
+        return value
+
     @field_validator("rag_chunk_overlap")
     @classmethod
     def _overlap_below_half_chunk(cls, value: int, info: ValidationInfo) -> int:
