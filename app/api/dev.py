@@ -1,5 +1,6 @@
 """Dev-only endpoints (mounted when DEBUG=true): run the whole skill flow locally, Kakao stand-in included."""
 
+import asyncio
 import time
 import uuid
 from collections import OrderedDict
@@ -11,6 +12,7 @@ from pydantic import BaseModel, Field
 from app.api.skill import SkillServiceDep
 from app.kakao import MAX_UTTERANCE_CHARS, SkillPayload
 from app.models import utcnow
+from app.services.names import extract_name
 
 router = APIRouter(tags=["dev"])
 MAX_RECORDED = 200
@@ -27,6 +29,15 @@ class TestSkillResult(BaseModel):
     skill_response: dict[str, Any]
     callback_id: str | None = Field(description="GET /test-callback/{callback_id} shows what the callback received")
     callback_note: str
+
+
+class NameExtractionRequest(BaseModel):
+    sentence: str = Field(min_length=1, max_length=MAX_UTTERANCE_CHARS)
+
+
+class NameExtractionResult(BaseModel):
+    sentence: str
+    name: str | None
 
 
 class RecordedCallback(BaseModel):
@@ -93,3 +104,10 @@ async def get_test_callback(callback_id: str, request: Request) -> RecordedCallb
     if recorded is None:
         raise HTTPException(404, "No callback received for this id yet")
     return recorded
+
+
+@router.post("/test-name-extraction", response_model=NameExtractionResult, summary="Name recognised in a sentence")
+async def test_name_extraction(body: NameExtractionRequest) -> NameExtractionResult:
+    # The morphological analyser is CPU-bound and loads lazily; keep it off the event loop.
+    name = await asyncio.to_thread(extract_name, body.sentence)
+    return NameExtractionResult(sentence=body.sentence, name=name)

@@ -12,7 +12,8 @@ from app.kakao.payload import SkillPayload
 from app.queue import take_pending_answers
 from app.services import texts
 from app.services.answers import late_answer_reply, open_task_count
-from app.services.users import UserRef
+from app.services.names import InvalidName, validate_name
+from app.services.users import UserRef, set_name, set_name_mode
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +80,38 @@ async def check_answer(ctx: CommandContext) -> SkillResponse:
     if await open_task_count(ctx.session, ctx.user.id):
         return text_reply(texts.STILL_WORKING, quick_replies=[texts.CHECK_ANSWER])
     return text_reply(texts.NOTHING_PENDING)
+
+
+@COMMANDS.exact("/이름", "다른 이름", "이름 바꿔", "이름 바꾸기", "이름 변경")
+async def enter_name_mode(ctx: CommandContext) -> SkillResponse:
+    """The next utterance will be taken as the user's name."""
+    await set_name_mode(ctx.session, ctx.user, on=True)
+    return text_reply(texts.NAME_ASK, quick_replies=[texts.CANCEL])
+
+
+@COMMANDS.prefix("/이름")
+async def set_name_now(ctx: CommandContext) -> SkillResponse:
+    return await save_name(ctx, ctx.args, source="command")
+
+
+@COMMANDS.exact(texts.CANCEL)
+async def cancel(ctx: CommandContext) -> SkillResponse:
+    if not ctx.user.name_mode:
+        return text_reply(texts.NOTHING_TO_CANCEL)
+    await set_name_mode(ctx.session, ctx.user, on=False)
+    return text_reply(texts.NAME_CANCELLED)
+
+
+async def save_name(ctx: CommandContext, raw: str, *, source: str) -> SkillResponse:
+    """Validate and store a name; an invalid one is explained and name mode stays as it was."""
+    try:
+        name = validate_name(raw)
+    except InvalidName as exc:
+        return text_reply(str(exc), quick_replies=[texts.CANCEL] if ctx.user.name_mode else None)
+    await set_name(ctx.session, ctx.user, bot_id=ctx.payload.bot_key, name=name, now=ctx.now, source=source)
+    return text_reply(texts.NAME_SET.format(name=name))
+
+
+async def name_mode_reply(ctx: CommandContext) -> SkillResponse:
+    """In name mode the whole utterance is the name."""
+    return await save_name(ctx, ctx.args, source="name_mode")

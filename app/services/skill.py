@@ -16,7 +16,7 @@ from app.models import Role
 from app.queue import Wakeup, enqueue, take_pending_answers
 from app.services import texts
 from app.services.answers import late_answer_reply, wait_for_answer
-from app.services.commands import COMMANDS, CommandContext
+from app.services.commands import COMMANDS, CommandContext, name_mode_reply
 from app.services.conversations import add_message, current_conversation
 from app.services.intake import Intake, store_and_enqueue
 from app.services.users import find_user, touch_user
@@ -100,8 +100,8 @@ class SkillService:
                 return Enqueued(task_id=task_id, use_callback=callback_url is not None, late_answers=[])
         async with self.db.sessions() as session, session.begin():
             user = await touch_user(session, bot_id=payload.bot_key, kakao_user_id=payload.user_key, now=arrived_at)
-            if matched:
-                handler, args = matched
+            if matched or user.name_mode:
+                handler, args = matched or (name_mode_reply, payload.utterance)
                 return await handler(CommandContext(session, self.settings, payload, user, args, arrived_at))
             late = await take_pending_answers(session, user.id, now=arrived_at)
             conversation_id = await current_conversation(

@@ -1,15 +1,17 @@
 """Kakao users: one row per (bot, botUserKey)."""
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import AppUser
+from app.models import AppUser, EventLog
 
 _user = AppUser.__table__
+_event = EventLog.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +46,21 @@ async def find_user(session: AsyncSession, *, bot_id: str, kakao_user_id: str) -
         )
     ).one_or_none()
     return UserRef(id=row.id, name=row.name, name_mode=row.name_mode) if row else None
+
+
+async def set_name_mode(session: AsyncSession, user: UserRef, *, on: bool) -> None:
+    await session.execute(update(_user).where(_user.c.id == user.id).values(name_mode=on))
+
+
+async def set_name(session: AsyncSession, user: UserRef, *, bot_id: str, name: str, now: datetime, source: str) -> None:
+    """Store the user's name, leave name mode and record the change in `eventlog`."""
+    await session.execute(update(_user).where(_user.c.id == user.id).values(name=name, name_mode=False))
+    await session.execute(
+        insert(_event).values(
+            user_id=user.id,
+            bot_id=bot_id,
+            event_type="name_changed" if user.name else "name_set",
+            detail=json.dumps({"old": user.name, "new": name, "source": source}, ensure_ascii=False),
+            created_at=now,
+        )
+    )

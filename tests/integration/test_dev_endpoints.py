@@ -26,6 +26,7 @@ def debug_app(settings: Settings) -> FastAPI:
 async def test_dev_endpoints_absent_without_debug(client: httpx.AsyncClient) -> None:
     assert (await client.post("/test-skill", json={"utterance": "안녕"})).status_code == 404
     assert (await client.post("/test-callback/x", json={})).status_code == 404
+    assert (await client.post("/test-name-extraction", json={"sentence": "난 민수야"})).status_code == 404
     assert "/test-skill" not in (await client.get("/openapi.json")).json()["paths"]
 
 
@@ -61,3 +62,15 @@ async def test_test_skill_explains_a_refused_callback(settings: Settings) -> Non
     assert "KAKAO_CALLBACK_ALLOW_HTTP" in result["callback_note"]
     assert "useCallback" not in result["skill_response"]
     await app.state.db.dispose()
+
+
+async def test_name_extraction_endpoint(debug_app: FastAPI) -> None:
+    transport = httpx.ASGITransport(app=debug_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        named = await client.post("/test-name-extraction", json={"sentence": "제 이름은 김철수입니다"})
+        plain = await client.post("/test-name-extraction", json={"sentence": "저는 학생이에요"})
+        empty = await client.post("/test-name-extraction", json={"sentence": ""})
+    assert named.json() == {"sentence": "제 이름은 김철수입니다", "name": "김철수"}
+    assert plain.json()["name"] is None
+    assert empty.status_code == 422
+    await debug_app.state.db.dispose()
