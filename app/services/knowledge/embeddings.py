@@ -42,8 +42,6 @@ class LocalEmbedder:
         for term in analysis.terms:
             features["t:" + term] += 1.0
         for run in analysis.runs:
-            if run not in analysis.terms:
-                features["t:" + run] += 1.0
             for n in (2, 3):
                 for i in range(len(run) - n + 1):
                     features["g:" + run[i : i + n]] += _GRAM_WEIGHT

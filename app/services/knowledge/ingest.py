@@ -28,6 +28,8 @@ async def ingest(session: AsyncSession, kb: KnowledgeBase, parsed: ParsedDocumen
     write lock; a failure removes the new chunks and leaves the previous version in place.
     """
     existing = await documents.by_source(session, parsed.bot_id, parsed.source)
+    if existing is not None:
+        session.expunge(existing)  # keep its values readable after the rollback
     await session.rollback()  # end the read; nothing below may wait on it
     now = utcnow()
     document = KnowledgeDocument(
@@ -80,6 +82,7 @@ async def delete_document(session: AsyncSession, kb: KnowledgeBase, doc_id: uuid
     document = await documents.get(session, doc_id)
     if document is None:
         return False
+    session.expunge(document)
     await session.rollback()
     await kb.delete(document.bot_id, {"doc_id": str(doc_id)})
     await documents.remove(session, doc_id)

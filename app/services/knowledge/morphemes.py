@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 _CONTENT_TAGS = {"NNG", "NNP", "NR", "XR", "VV", "VA", "MAG", "SL", "SH", "SN"}
 # Light verbs, request verbs and filler adverbs that appear in nearly every question and blur matching.
 _STOP = {
-    "하", "되", "있", "이", "것", "어떻", "그렇", "이렇", "알리", "보",
+    "하", "되", "있", "이", "것", "어떻", "그렇", "이렇", "알리", "보", "궁금하",
     "좀", "잘", "더", "안", "못", "왜", "다", "또", "꼭", "많이", "너무", "정말", "진짜", "그냥", "혹시",
 }
 # kiwipiepy holds the GIL while it analyses; small batches let the event loop breathe between calls.
@@ -22,29 +22,29 @@ BATCH = 16
 
 
 class Analysis(NamedTuple):
-    """Content morphemes in order, and runs of adjacent ones joined (compounds such as 배송비)."""
+    """Content morphemes and compounds with their synonyms' canonical words; runs of adjacent morphemes."""
 
     terms: list[str]
     runs: list[str]
 
 
 class Morphemes:
-    """A lazily loaded Kiwi analyser shared by embeddings and lexical scoring."""
+    """Content-morpheme analysis; the Kiwi model is loaded once per process, on first use."""
 
-    def __init__(self) -> None:
-        self._kiwi: Kiwi | None = None
-        self._lock = threading.Lock()
+    _kiwi: "Kiwi | None" = None
+    _lock = threading.Lock()
 
-    def _load(self) -> "Kiwi":
-        if self._kiwi is None:
-            with self._lock:
-                if self._kiwi is None:
+    @classmethod
+    def _load(cls) -> "Kiwi":
+        if cls._kiwi is None:
+            with cls._lock:
+                if cls._kiwi is None:
                     from kiwipiepy import Kiwi
 
                     logger.info("Loading the Korean morpheme analyser (kiwipiepy)")
                     # No typo or multi-word dictionaries: matching does not need them, and they cost ~190 MB.
-                    self._kiwi = Kiwi(load_typo_dict=False, load_multi_dict=False)
-        return self._kiwi
+                    cls._kiwi = Kiwi(load_typo_dict=False, load_multi_dict=False)
+        return cls._kiwi
 
     def analyze(self, texts: list[str]) -> list[Analysis]:
         """Analyse texts (blocking; call from a worker thread)."""
@@ -75,7 +75,9 @@ def _analysis(tokens: list) -> Analysis:  # type: ignore[type-arg]
             run = _close(run, runs) + form
         run_end = token.start + token.len
     _close(run, runs)
-    return Analysis(expand(terms), runs)
+    # Compounds count as terms too: Kiwi splits 택배비 or 고객센터 in one sentence and not in another.
+    compounds = [r for r in runs if r not in terms]
+    return Analysis(expand(terms + compounds), runs)
 
 
 def _close(run: str, runs: list[str]) -> str:

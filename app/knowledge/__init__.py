@@ -1,0 +1,1 @@
+"""Command line for the knowledge base: `python -m app.knowledge ingest PATH... --bot BOT`."""
