@@ -3,7 +3,8 @@
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from loguru import logger
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 # How stale another process's writes may look to this one's lexical index, in seconds.
 REFRESH_SECONDS = 1.0
 _ADD_BATCH = 256
+T = TypeVar("T")
 
 
 @dataclass
@@ -79,22 +81,23 @@ class KnowledgeBase:
         """The best passages for `query` scoring at least `threshold` (default `RAG_SCORE_THRESHOLD`)."""
         if not query.strip():
             return []
-        state = await self._state(bot_id, create=False)
-        if state is None:
-            return []
-        corpus = await self._corpus(bot_id, state)
         (analysis,) = await asyncio.to_thread(self.morphemes.analyze, [query])
-        (vector,) = await self.embedder.embed([query], [analysis])
-        return await asyncio.to_thread(
-            hybrid_search,
-            state.collection,
-            corpus,
-            vector,
-            analysis.terms,
-            k=k or self.settings.rag_top_k,
-            threshold=self.settings.rag_score_threshold if threshold is None else threshold,
-            search_filter=search_filter,
-        )
+
+        async def search(state: _BotState) -> list[Passage]:
+            corpus = await self._corpus(bot_id, state)
+            (vector,) = await self.embedder.embed([query], [analysis])
+            return await asyncio.to_thread(
+                hybrid_search,
+                state.collection,
+                corpus,
+                vector,
+                analysis.terms,
+                k=k or self.settings.rag_top_k,
+                threshold=self.settings.rag_score_threshold if threshold is None else threshold,
+                search_filter=search_filter,
+            )
+
+        return await self._with_collection(bot_id, search, create=False) or []
 
     async def offline_answer(self, bot_id: str, question: str) -> OfflineAnswer:
         """An answer from the knowledge base alone, or an honest "I don't know"."""
@@ -104,19 +107,38 @@ class KnowledgeBase:
 
     async def add(self, bot_id: str, chunks: list[Chunk]) -> None:
         """Analyse, embed and store chunks (existing ids are overwritten)."""
-        if not chunks:
-            return
-        state = await self._state(bot_id, create=True)
-        assert state is not None
-        await self._write(bot_id, state, chunks)
+        if chunks:
+            await self._with_collection(bot_id, lambda state: self._write(bot_id, state, chunks), create=True)
 
     async def delete(self, bot_id: str, where: dict[str, Any]) -> None:
         """Remove the bot's chunks matching a Chroma `where` clause."""
-        state = await self._state(bot_id, create=False)
-        if state is None:
-            return
-        await asyncio.to_thread(state.collection.delete, where=where)
-        await self._changed(state)
+
+        async def remove(state: _BotState) -> None:
+            await asyncio.to_thread(state.collection.delete, where=where)
+            await self._changed(state)
+
+        await self._with_collection(bot_id, remove, create=False)
+
+    async def _with_collection(
+        self, bot_id: str, operation: Callable[[_BotState], Awaitable[T]], *, create: bool
+    ) -> T | None:
+        """Run `operation` on the bot's collection (None if it has none), once more if the handle went stale.
+
+        Another process may have re-indexed the bot, dropping the collection this one still holds.
+        """
+        from chromadb.errors import NotFoundError
+
+        for attempt in (1, 2):
+            state = await self._state(bot_id, create=create)
+            if state is None:
+                return None
+            try:
+                return await operation(state)
+            except NotFoundError:
+                self._bots.pop(bot_id, None)
+                if attempt == 2:
+                    raise
+        return None
 
     async def _write(self, bot_id: str, state: _BotState, chunks: list[Chunk]) -> None:
         for start in range(0, len(chunks), _ADD_BATCH):

@@ -6,6 +6,7 @@ import zlib
 from collections import Counter
 from typing import Protocol
 
+import httpx
 import numpy as np
 import openai
 
@@ -62,8 +63,10 @@ class OpenAIEmbedder:
         self.model = settings.embedding_model
         self.name = f"openai-{self.model}"
         self.batch_size = settings.embedding_batch_size
+        # The standard httpx client, as in LLMClient: one HTTP stack, and respx can mock it in tests.
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
         self._client = openai.AsyncOpenAI(
-            api_key=settings.openai_api_key, base_url=settings.openai_base_url, max_retries=2, timeout=30.0
+            api_key=settings.openai_api_key, base_url=settings.openai_base_url, max_retries=2, http_client=self._http
         )
 
     async def embed(self, texts: list[str], analyses: list[Analysis]) -> list[list[float]]:
@@ -79,6 +82,7 @@ class OpenAIEmbedder:
 
     async def aclose(self) -> None:
         await self._client.close()
+        await self._http.aclose()
 
 
 def build_embedder(settings: Settings) -> LocalEmbedder | OpenAIEmbedder:
