@@ -1,0 +1,85 @@
+"""Benchmark the knowledge base with the local backend: ingestion rate and query latency.
+
+Builds a bot with synthetic Korean chunks in a temporary Chroma folder (no network, no model
+download), then times hybrid retrieval (analysis + embedding + Chroma + BM25) one query at a time.
+
+    python -m bench.rag [--chunks 10000] [--queries 1000] [--size 400]
+"""
+
+import argparse
+import asyncio
+import random
+import tempfile
+import time
+
+from app.config import Settings
+from app.services.knowledge import KnowledgeBase
+from app.services.knowledge.base import Chunk
+from bench.common import percentile
+
+BOT = "bench"
+SYLLABLES = "가나다라마바사아자차카타파하고노도로모보소오조초코토포호구누두루무부수우주추쿠투푸후기니디리미비시이지치"
+TOPICS = ["배송", "환불", "교환", "결제", "쿠폰", "적립금", "회원", "매장", "주차", "포장", "예약", "상담", "영수증", "할부"]
+VERBS = ["신청할 수 있어요", "확인해 주세요", "처리돼요", "안내해 드려요", "걸려요", "가능해요", "불가능해요"]
+
+
+def synthetic_text(rng: random.Random, size: int) -> str:
+    """Sentences mixing service words and made-up nouns, about `size` characters long."""
+    sentences: list[str] = []
+    while sum(len(s) + 1 for s in sentences) < size:
+        noun = "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 3)))
+        sentences.append(
+            f"{rng.choice(TOPICS)} {noun}은 {rng.randint(1, 30)}일 안에 {rng.choice(TOPICS)} 기준으로 {rng.choice(VERBS)}."
+        )
+    return " ".join(sentences)
+
+
+def synthetic_query(rng: random.Random) -> str:
+    noun = "".join(rng.choice(SYLLABLES) for _ in range(2))
+    return f"{rng.choice(TOPICS)} {noun} {rng.choice(TOPICS)} 언제 {rng.choice(VERBS)}?"
+
+
+async def run(chunks: int, queries: int, size: int) -> None:
+    rng = random.Random(7)
+    with tempfile.TemporaryDirectory() as folder:
+        settings = Settings(_env_file=None, chroma_path=folder, embedding_backend="local", openai_api_key=None)  # type: ignore[call-arg]
+        kb = KnowledgeBase(settings)
+        await kb.retrieve(BOT, "준비")  # load the analyser outside the timings
+        items = [
+            Chunk(f"doc{i // 50}:1:{i % 50}", synthetic_text(rng, size), {"doc_id": f"doc{i // 50}", "type": "text"})
+            for i in range(chunks)
+        ]
+        started = time.perf_counter()
+        for start in range(0, chunks, 1000):
+            await kb.add(BOT, items[start : start + 1000])
+        ingest_seconds = time.perf_counter() - started
+        print(f"ingested {chunks} chunks (~{size} chars) in {ingest_seconds:.1f}s: {chunks / ingest_seconds:.0f} chunks/s")
+
+        started = time.perf_counter()
+        await kb.retrieve(BOT, synthetic_query(rng))
+        print(f"first query (builds the BM25 index over {chunks} chunks): {(time.perf_counter() - started) * 1000:.0f} ms")
+
+        latencies = []
+        for _ in range(queries):
+            query = synthetic_query(rng)
+            started = time.perf_counter()
+            await kb.retrieve(BOT, query, threshold=0.0)
+            latencies.append((time.perf_counter() - started) * 1000)
+        print(
+            f"query latency over {queries} queries: p50 {percentile(latencies, 0.5):.1f} ms, "
+            f"p99 {percentile(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms"
+        )
+        await kb.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chunks", type=int, default=10_000)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--size", type=int, default=400, help="characters per chunk")
+    args = parser.parse_args()
+    asyncio.run(run(args.chunks, args.queries, args.size))
+
+
+if __name__ == "__main__":
+    main()
