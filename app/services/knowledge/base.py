@@ -81,9 +81,10 @@ class KnowledgeBase:
         """The best passages for `query` scoring at least `threshold` (default `RAG_SCORE_THRESHOLD`)."""
         if not query.strip():
             return []
-        (analysis,) = await asyncio.to_thread(self.morphemes.analyze, [query])
 
         async def search(state: _BotState) -> list[Passage]:
+            # Analysed only here: a bot without documents never loads the analyser.
+            (analysis,) = await asyncio.to_thread(self.morphemes.analyze, [query])
             corpus = await self._corpus(bot_id, state)
             (vector,) = await self.embedder.embed([query], [analysis])
             return await asyncio.to_thread(
