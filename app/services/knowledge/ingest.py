@@ -63,8 +63,8 @@ async def ingest(session: AsyncSession, kb: KnowledgeBase, parsed: ParsedDocumen
     older = {"$and": [{"doc_id": str(document.id)}, {"version": {"$ne": document.version}}]}
     try:
         await kb.delete(parsed.bot_id, older)
-    except Exception:
-        # The new version is live; the next upload of this source removes the leftovers.
+    except Exception:  # noqa: BLE001 - best effort: the new version is already live
+        # The next upload of this source removes the leftovers.
         logger.exception("Could not remove old chunks of knowledge document {}", document.id)
     logger.info(
         "Knowledge document {} {}: bot={} source={!r} chunks={}",
@@ -93,7 +93,7 @@ async def delete_document(session: AsyncSession, kb: KnowledgeBase, doc_id: uuid
 async def _forget(kb: KnowledgeBase, bot_id: str, where: dict[str, object]) -> None:
     try:
         await kb.delete(bot_id, where)
-    except Exception:
+    except Exception:  # noqa: BLE001 - best effort: the original error is what the caller must see
         logger.exception("Could not remove the chunks of a failed knowledge upload (bot={})", bot_id)
 
 

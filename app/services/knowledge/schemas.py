@@ -44,9 +44,6 @@ class SearchFilter(BaseModel):
     source: list[str] | None = None
     doc_id: list[str] | None = None
 
-    def matches(self, metadata: dict[str, object]) -> bool:
-        return all(metadata.get(key) in values for key, values in self._conditions().items())
-
     def where(self) -> dict[str, object] | None:
         """The same conditions as a Chroma `where` clause."""
         clauses: list[dict[str, object]] = [{key: {"$in": values}} for key, values in self._conditions().items()]

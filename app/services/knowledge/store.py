@@ -124,17 +124,15 @@ class VectorStore:
         collection.modify(metadata=metadata)
 
     @staticmethod
-    def read_all(collection: "Collection", *, embeddings: bool = False) -> dict[str, list[Any]]:
-        """Every chunk's id, document and metadata (and vector when asked), page by page."""
-        include: list[Any] = ["documents", "metadatas"] + (["embeddings"] if embeddings else [])
-        result: dict[str, list[Any]] = {"ids": [], "documents": [], "metadatas": [], "embeddings": []}
+    def read_all(collection: "Collection") -> dict[str, list[Any]]:
+        """Every chunk's id, document and metadata, page by page."""
+        include: list[Any] = ["documents", "metadatas"]
+        result: dict[str, list[Any]] = {"ids": [], "documents": [], "metadatas": []}
         offset = 0
         while True:
             page = collection.get(limit=PAGE, offset=offset, include=include)
-            for key in result:
-                values = page.get(key)
-                if values is not None:
-                    result[key].extend(values)
+            for key, values in result.items():
+                values.extend(page[key] or [])
             if len(page["ids"]) < PAGE:
                 return result
             offset += PAGE

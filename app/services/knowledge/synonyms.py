@@ -5,6 +5,8 @@ first word is added next to any variant (on both documents and queries), so eith
 A variant of two morphemes (돌리 보내 = 돌려보내다) matches them side by side.
 """
 
+from itertools import pairwise
+
 GROUPS: tuple[tuple[str, ...], ...] = (
     ("배송", "택배", "배달", "도착", "운송"),
     ("배송비", "택배비", "배달비", "배송료", "운송료"),
@@ -68,5 +70,5 @@ _SINGLE, _PAIRS = _tables()
 def expand(terms: list[str]) -> list[str]:
     """The terms plus the canonical word of each variant found (single morphemes or adjacent pairs)."""
     extra = [_SINGLE[t] for t in terms if t in _SINGLE]
-    extra += [_PAIRS[pair] for pair in zip(terms, terms[1:]) if pair in _PAIRS]
+    extra += [_PAIRS[pair] for pair in pairwise(terms) if pair in _PAIRS]
     return terms + extra

@@ -1,5 +1,7 @@
 """Chunks stay within the size, break at sentences, overlap, and keep Markdown headings."""
 
+from itertools import pairwise
+
 from app.services.knowledge.chunking import chunk_markdown, chunk_text
 
 
@@ -15,7 +17,7 @@ def test_chunks_respect_size_and_end_at_sentences() -> None:
     assert len(chunks) > 5
     assert all(len(c) <= 300 for c in chunks)
     assert all(c.rstrip().endswith((".", "!", "?")) for c in chunks)
-    for previous, current in zip(chunks, chunks[1:]):
+    for previous, current in pairwise(chunks):
         # The overlap repeats the end of the previous chunk at the start of the next.
         first_sentence = current.split(". ")[0].split("\n")[0]
         assert first_sentence in previous

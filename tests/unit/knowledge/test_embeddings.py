@@ -12,7 +12,12 @@ import respx
 from app.services.errors import PermanentError
 from app.services.knowledge import KnowledgeBase
 from app.services.knowledge.base import Chunk
-from app.services.knowledge.embeddings import LOCAL_DIM, LocalEmbedder, OpenAIEmbedder, build_embedder
+from app.services.knowledge.embeddings import (
+    LOCAL_DIM,
+    LocalEmbedder,
+    OpenAIEmbedder,
+    build_embedder,
+)
 from app.services.knowledge.morphemes import Morphemes
 from tests.unit.knowledge.conftest import kb_settings
 

@@ -6,7 +6,13 @@ from typing import Any
 import chromadb
 import pytest
 
-from app.services.knowledge.store import ChromaTarget, VectorStore, chroma_target, collection_name, connect
+from app.services.knowledge.store import (
+    ChromaTarget,
+    VectorStore,
+    chroma_target,
+    collection_name,
+    connect,
+)
 from tests.unit.knowledge.conftest import kb_settings
 
 
