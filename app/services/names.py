@@ -5,12 +5,10 @@ Regular expressions find the sentence shapes that introduce oneself; kiwipiepy (
 """
 
 import re
-import threading
 import unicodedata
 from collections.abc import Callable
-from typing import Any
 
-from loguru import logger
+from app.services.kiwi import shared_kiwi
 
 MAX_NAME_CHARS = 20
 # Longer texts are not self-introductions; the bound also keeps analysis cheap.
@@ -203,25 +201,9 @@ def _strip_ending(word: str) -> str:
 
 # --- morphological analysis (lazy) --------------------------------------------------------------------
 
-_kiwi: Any = None
-_kiwi_lock = threading.Lock()
-
-
-def _analyser() -> Any:
-    global _kiwi
-    with _kiwi_lock:
-        if _kiwi is None:
-            from kiwipiepy import Kiwi
-
-            logger.info("Loading the kiwipiepy analyser for name recognition")
-            # No typo or multi-word dictionaries: names need neither, and they cost ~190 MB resident.
-            _kiwi = Kiwi(load_typo_dict=False, load_multi_dict=False)
-        return _kiwi
-
-
 def _reads_as(text: str, start: int, word: str, tags: set[str]) -> bool:
     """Whether a likely analysis of `text` reads `word` at `start` as one morpheme tagged with one of `tags`."""
-    analyses = _analyser().analyze(text, top_n=3)
+    analyses = shared_kiwi().analyze(text, top_n=3)
     best = analyses[0][1]
     return any(
         token.start == start and token.form == word and token.tag in tags

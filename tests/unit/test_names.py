@@ -61,7 +61,7 @@ def test_prefilter_skips_ordinary_sentences_without_the_analyser(monkeypatch: py
     def refuse() -> None:
         raise AssertionError("analyser loaded for an ordinary sentence")
 
-    monkeypatch.setattr(names, "_analyser", refuse)
+    monkeypatch.setattr(names, "shared_kiwi", refuse)
     for sentence in ["난 배고파", "난 괜찮아", "배송은 언제 와요?", "저는 서울에 살아요", "x" * 500, "", "/이름 민수"]:
         assert not mentions_name(sentence)
         assert extract_name(sentence) is None

@@ -1,14 +1,9 @@
 """Korean content morphemes from kiwipiepy, loaded on first use (the model is ~280 MB resident)."""
 
-import threading
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
-from loguru import logger
-
+from app.services.kiwi import shared_kiwi
 from app.services.knowledge.synonyms import expand
-
-if TYPE_CHECKING:
-    from kiwipiepy import Kiwi
 
 # Nouns, roots, verb and adjective stems, adverbs, numbers, foreign words: what carries a topic.
 _CONTENT_TAGS = {"NNG", "NNP", "NR", "XR", "VV", "VA", "MAG", "SL", "SH", "SN"}
@@ -29,26 +24,11 @@ class Analysis(NamedTuple):
 
 
 class Morphemes:
-    """Content-morpheme analysis; the Kiwi model is loaded once per process, on first use."""
-
-    _kiwi: "Kiwi | None" = None
-    _lock = threading.Lock()
-
-    @classmethod
-    def _load(cls) -> "Kiwi":
-        if cls._kiwi is None:
-            with cls._lock:
-                if cls._kiwi is None:
-                    from kiwipiepy import Kiwi
-
-                    logger.info("Loading the Korean morpheme analyser (kiwipiepy)")
-                    # No typo or multi-word dictionaries: matching does not need them, and they cost ~190 MB.
-                    cls._kiwi = Kiwi(load_typo_dict=False, load_multi_dict=False)
-        return cls._kiwi
+    """Content-morpheme analysis on the shared analyser."""
 
     def analyze(self, texts: list[str]) -> list[Analysis]:
         """Analyse texts (blocking; call from a worker thread)."""
-        kiwi = self._load()
+        kiwi = shared_kiwi()
         results: list[Analysis] = []
         for start in range(0, len(texts), BATCH):
             batch = texts[start : start + BATCH]
