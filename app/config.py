@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(10, ge=0)
     db_pool_timeout: float = Field(5.0, gt=0)
     db_statement_timeout_ms: int = Field(4000, ge=0)
+    sqlite_busy_timeout_ms: int = Field(2000, ge=0, le=60_000)
 
     # OpenAI (or any compatible server)
     openai_api_key: str | None = None

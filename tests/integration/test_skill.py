@@ -293,3 +293,31 @@ async def test_conversation_continues_until_the_session_timeout(fast_app: FastAP
     other = (await client.post("/skill", json=payload("남의 대화", user="user-2", callback=CALLBACK)))
     assert other.status_code == 200
     assert (await tasks(db))[3].conversation_id not in {first.conversation_id, third.conversation_id}
+
+
+async def test_locked_database_gets_an_apology_within_the_budget(app: FastAPI, settings, client: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    """Another transaction holds the tables: the reply is a valid apology, bounded by the store timeout."""
+    import asyncio
+    import time
+
+    from sqlalchemy import text
+
+    impatient = settings.model_copy(update={"skill_store_timeout_seconds": 0.5})
+    app.state.skill = type(app.state.skill)(impatient, app.state.db, app.state.wakeup)
+    blocker = Database(settings)
+    async with blocker.engine.connect() as conn:
+        if blocker.is_sqlite:
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            await conn.execute(text("BEGIN"))
+            await conn.execute(text("LOCK TABLE appuser IN ACCESS EXCLUSIVE MODE"))
+        started = time.monotonic()
+        response = await client.post("/skill", json=payload(callback=CALLBACK))
+        elapsed = time.monotonic() - started
+        await conn.rollback()
+    await blocker.dispose()
+    assert response.status_code == 200
+    assert texts_of(response.json()) == [texts.CANNOT_STORE]
+    assert elapsed < 4.5, "Kakao waits 5 s at most"
+    await asyncio.sleep(0)
+    assert await count(app.state.db, Message) == 0
