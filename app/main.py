@@ -3,8 +3,10 @@
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from loguru import logger
 
 from app.api import admin_tasks, dev, health, knowledge, metrics, prompts, skill, user
@@ -49,7 +51,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.debug:
         app.state.test_callbacks = OrderedDict()
         app.include_router(dev.router)
+    _document_skill_payload(app)
     return app
+
+
+def _document_skill_payload(app: FastAPI) -> None:
+    """Add the SkillPayload models to the OpenAPI components the skill routes refer to."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(skill.PAYLOAD_SCHEMA_DEFS)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def __getattr__(name: str) -> FastAPI:

@@ -10,3 +10,11 @@ async def test_health_reports_database(client: httpx.AsyncClient) -> None:
 async def test_openapi_docs_served(client: httpx.AsyncClient) -> None:
     assert (await client.get("/docs")).status_code == 200
     assert "/health" in (await client.get("/openapi.json")).json()["paths"]
+
+
+async def test_openapi_documents_the_skill_payload(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    body = schema["paths"]["/skill"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["userRequest"] == {"$ref": "#/components/schemas/UserRequest"}
+    user_request = schema["components"]["schemas"]["UserRequest"]
+    assert user_request["properties"]["utterance"]["maxLength"] == 2000
