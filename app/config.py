@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     # Conversations
     session_timeout_minutes: int = Field(30, ge=1)
 
+    # Answers: memory and summaries
+    bot_name: str | None = None
+    history_token_budget: int = Field(2000, ge=0)
+    summary_max_chars: int = Field(1000, ge=100, le=10_000)
+    summary_interval_seconds: float = Field(60.0, gt=0)
+
     # Server
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -85,7 +91,9 @@ class Settings(BaseSettings):
             return [h.strip().lower() for h in value.split(",") if h.strip()]
         return value
 
-    @field_validator("openai_api_key", "admin_token", "kakao_skill_secret", "openai_base_url", "chroma_host")
+    @field_validator(
+        "openai_api_key", "admin_token", "kakao_skill_secret", "openai_base_url", "chroma_host", "bot_name"
+    )
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None

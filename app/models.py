@@ -81,7 +81,16 @@ class AppUser(SQLModel, table=True):
 
 class Conversation(SQLModel, table=True):
     __tablename__ = "conversation"
-    __table_args__ = (sa.Index("ix_conversation_user_last", "user_id", "last_message_at"),)
+    __table_args__ = (
+        sa.Index("ix_conversation_user_last", "user_id", "last_message_at"),
+        # The summary job's queue: ended conversations not yet folded into the user's summary.
+        sa.Index(
+            "ix_conversation_unsummarized",
+            "last_message_at",
+            postgresql_where=sa.text("summarized_at IS NULL"),
+            sqlite_where=sa.text("summarized_at IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="appuser.id", ondelete="CASCADE")

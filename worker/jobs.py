@@ -1,4 +1,4 @@
-"""Periodic jobs of a worker process (APScheduler): leases, reaper, pruning, heartbeat row."""
+"""Periodic jobs of a worker process (APScheduler): leases, reaper, pruning, heartbeat row, summaries."""
 
 import os
 import socket
@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import queue
 from app.config import Settings
 from app.models import utcnow
+from app.services.summaries import run_summaries
 from worker.listener import PgListener
 from worker.pool import WorkerPool
 
@@ -51,6 +52,9 @@ class WorkerJobs:
         self._every(self.reap, every, first=now)
         self._every(self.heartbeat, every, first=now)
         self._every(self.prune, PRUNE_EVERY_SECONDS, first=now + timedelta(seconds=60))
+        if self._settings.openai_api_key:  # offline mode keeps no summaries (docs/pipeline.md)
+            summary_every = self._settings.summary_interval_seconds
+            self._every(self.summarize, summary_every, first=now + timedelta(seconds=summary_every))
         self._scheduler.start()
 
     def shutdown(self) -> None:
@@ -92,6 +96,10 @@ class WorkerJobs:
             await queue.prune_workers(session, before=now - FORGET_WORKERS_AFTER)
         if tasks:
             logger.info("Pruned {} finished task(s) older than {} days", tasks, self._settings.task_retention_days)
+
+    async def summarize(self) -> None:
+        """Fold ended conversations into their users' rolling summaries."""
+        await run_summaries(self._settings, self._sessions)
 
     async def forget(self) -> None:
         """Remove this worker's heartbeat row on a clean stop."""

@@ -1,12 +1,35 @@
-"""The answer pipeline as the worker sees it, and the stand-in used until the real one lands."""
+"""The answer to one claimed task: memory and knowledge into the active template, then the LLM.
 
+Without `OPENAI_API_KEY` the offline pipeline answers from the knowledge base alone, saying so.
+"""
+
+import asyncio
+import json
+import time
 from typing import Protocol
+from urllib.parse import urlsplit
+
+from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import Database
+from app.models import utcnow
 from app.queue import ClaimedTask, StoredAnswer
+from app.services import events, memory, prompts
+from app.services.errors import AnswerError, PermanentError
+from app.services.knowledge import KnowledgeBase, Passage, format_context, sources_json
+from app.services.knowledge.documents import has_documents
+from app.services.knowledge.offline import compose
+from app.services.llm import ChatMessage, LLMClient
+from app.services.names import extract_name, mentions_name
+from app.services.users import set_name
 
-NOT_CONFIGURED_TEXT = "현재 AI 답변 기능이 설정되지 않았어요. 잠시 후 다시 시도해 주세요."
+# Recorded as the model of offline answers in `promptlog`.
+OFFLINE_MODEL = "offline-knowledge-base"
+# Passages the offline answerer weighs (it quotes the best one).
+OFFLINE_PASSAGES = 3
+_MAX_EVENT_ERROR = 300
 
 
 class Answer(StoredAnswer):
@@ -21,13 +44,156 @@ class AnswerPipeline(Protocol):
     async def answer(self, task: ClaimedTask, *, timeout: float) -> Answer: ...
 
 
-class OfflinePipeline:
-    """Answers every message with a notice that AI answers are not configured."""
+class Context:
+    """What every answer starts from: the remembered turn (with a stated name learned) and the passages."""
+
+    def __init__(
+        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], knowledge: KnowledgeBase
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.knowledge = knowledge
+
+    async def turn(self, task: ClaimedTask) -> memory.Turn:
+        async with self.sessions() as session:
+            turn = await memory.load_turn(session, task)
+        return await self._learn_name(task, turn)
+
+    async def _learn_name(self, task: ClaimedTask, turn: memory.Turn) -> memory.Turn:
+        """Store a name the user states in an ordinary message ("내 이름은 민수야") before answering it."""
+        if not mentions_name(turn.utterance):
+            return turn
+        name = await asyncio.to_thread(extract_name, turn.utterance)  # may load the analyser
+        if name is None or name == turn.user.name:
+            return turn
+        async with self.sessions.begin() as session:
+            await set_name(session, turn.user, bot_id=task.bot_id, name=name, now=utcnow(), source="sentence")
+        logger.info("Task {}: the user stated their name; stored for user {}", task.id, turn.user.id)
+        return turn.with_name(name)
+
+    async def passages(self, task: ClaimedTask, query: str, *, k: int | None = None) -> list[Passage]:
+        """Passages above the threshold; none (and nothing loaded) for a bot without documents."""
+        async with self.sessions() as session:
+            if not await has_documents(session, task.bot_id):
+                return []
+        try:
+            return await self.knowledge.retrieve(task.bot_id, query, k=k)
+        except AnswerError:
+            raise  # an embedding API failure follows the task's retry policy
+        except Exception as exc:  # a broken index must not stop answers
+            logger.warning("Task {}: knowledge retrieval failed, answering without it: {}: {}",
+                           task.id, type(exc).__name__, exc)
+            return []
+
+
+class LLMPipeline:
+    """System prompt (template + name + summary + passages), the conversation so far, the utterance."""
+
+    def __init__(self, context: Context, llm: LLMClient) -> None:
+        self.context = context
+        self.llm = llm
 
     async def answer(self, task: ClaimedTask, *, timeout: float) -> Answer:
-        return Answer(text=NOT_CONFIGURED_TEXT)
+        started = time.monotonic()
+        async with asyncio.timeout(timeout):
+            turn = await self.context.turn(task)
+            passages = await self.context.passages(task, turn.utterance)
+            async with self.context.sessions() as session:
+                template = await prompts.resolve_template(session, bot_id=task.bot_id, block_name=task.block_name)
+            messages = self.messages(turn, template.system_prompt, passages)
+            try:
+                result = await self.llm.complete(messages, timeout=timeout - (time.monotonic() - started))
+            except PermanentError as exc:
+                await self._record_failure(task, exc)
+                raise
+        return Answer(
+            text=result.text,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            model=result.model,
+            latency_ms=result.latency_ms,
+            finish_reason=result.finish_reason,
+            template_name=template.name,
+            template_version=template.version,
+            rendered_prompt=json.dumps([m.model_dump() for m in messages], ensure_ascii=False),
+            sources=sources_json(passages),
+        )
+
+    def messages(self, turn: memory.Turn, system_prompt: str, passages: list[Passage]) -> list[ChatMessage]:
+        settings = self.context.settings
+        variables = prompts.PromptVariables(
+            user_name=turn.user.name,
+            summary=turn.summary,
+            context=format_context(passages),
+            utterance=turn.utterance,
+            **({"bot_name": settings.bot_name} if settings.bot_name else {}),
+        )
+        try:
+            system = prompts.render_template(system_prompt, variables)
+        except prompts.TemplateError as exc:
+            raise PermanentError(f"the active prompt template cannot be rendered: {exc}") from exc
+        return [
+            ChatMessage(role="system", content=system),
+            *memory.trim_history(turn.history, settings.history_token_budget),
+            ChatMessage(role="user", content=turn.utterance),
+        ]
+
+    async def _record_failure(self, task: ClaimedTask, exc: PermanentError) -> None:
+        try:
+            async with self.context.sessions.begin() as session:
+                await events.record_event(
+                    session,
+                    events.LLM_FAILED,
+                    user_id=task.user_id,
+                    bot_id=task.bot_id,
+                    detail={"task_id": str(task.id), "error": str(exc)[:_MAX_EVENT_ERROR]},
+                )
+        except Exception as db_exc:  # the task's own failure is what matters
+            logger.warning("Task {}: could not record the LLM failure: {}", task.id, type(db_exc).__name__)
+
+    async def aclose(self) -> None:
+        await self.llm.aclose()
+        await self.context.knowledge.aclose()
 
 
-def build_pipeline(settings: Settings, db: Database) -> AnswerPipeline:
-    """The pipeline a worker process runs."""
-    return OfflinePipeline()
+class OfflinePipeline:
+    """No LLM: the best knowledge-base passage, said to come from the knowledge base, or an honest "모르겠어요"."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+
+    async def answer(self, task: ClaimedTask, *, timeout: float) -> Answer:
+        async with asyncio.timeout(timeout):
+            turn = await self.context.turn(task)
+            passages = await self.context.passages(task, turn.utterance, k=OFFLINE_PASSAGES)
+        result = compose(passages)
+        return Answer(
+            text=result.text,
+            model=OFFLINE_MODEL,
+            rendered_prompt=json.dumps([{"role": "user", "content": turn.utterance}], ensure_ascii=False),
+            sources=sources_json(result.sources),
+        )
+
+    async def aclose(self) -> None:
+        await self.context.knowledge.aclose()
+
+
+def build_pipeline(
+    settings: Settings, db: Database, *, knowledge: KnowledgeBase | None = None
+) -> LLMPipeline | OfflinePipeline:
+    """The pipeline a worker process runs; logs which answer mode is on."""
+    context = Context(settings, db.sessions, knowledge or KnowledgeBase(settings))
+    if not settings.openai_api_key:
+        logger.info("Answer mode: offline, from the knowledge base alone (OPENAI_API_KEY is not set)")
+        return OfflinePipeline(context)
+    logger.info("Answer mode: OpenAI model {} at {}", settings.openai_model, api_host(settings.openai_base_url))
+    return LLMPipeline(context, LLMClient(settings))
+
+
+def api_host(base_url: str | None) -> str:
+    """The host (and port) of the API base URL, without any credentials or path."""
+    if not base_url:
+        return "api.openai.com"
+    parts = urlsplit(base_url)
+    host = parts.hostname or base_url
+    return f"{host}:{parts.port}" if parts.port else host

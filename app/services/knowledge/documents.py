@@ -13,6 +13,12 @@ async def get(session: AsyncSession, doc_id: uuid.UUID) -> KnowledgeDocument | N
     return await session.get(KnowledgeDocument, doc_id)
 
 
+async def has_documents(session: AsyncSession, bot_id: str) -> bool:
+    """Whether the bot has any document; a bot without one needs no retrieval (and loads nothing)."""
+    found = await session.scalar(select(KnowledgeDocument.id).where(KnowledgeDocument.bot_id == bot_id).limit(1))
+    return found is not None
+
+
 async def by_source(session: AsyncSession, bot_id: str, source: str) -> KnowledgeDocument | None:
     return await session.scalar(
         select(KnowledgeDocument).where(KnowledgeDocument.bot_id == bot_id, KnowledgeDocument.source == source)
