@@ -12,7 +12,7 @@ from loguru import logger
 from app.api import admin_tasks, dev, health, knowledge, metrics, prompts, skill, user
 from app.config import Settings, get_settings
 from app.db import Database
-from app.logs import setup_logging
+from app.logs import DatabaseLogSink, setup_logging
 from app.queue import Wakeup
 from app.services.skill import SkillService
 
@@ -28,7 +28,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.db.engine.dialect.name,
             "openai" if settings.openai_api_key else "offline",
         )
+        db_logs = DatabaseLogSink(app.state.db.sessions, secrets=settings.secrets()).start()
         yield
+        await db_logs.stop()
         await app.state.db.dispose()
 
     app = FastAPI(

@@ -8,7 +8,7 @@ from prometheus_client import start_http_server
 
 from app.config import get_settings
 from app.db import Database
-from app.logs import setup_logging
+from app.logs import DatabaseLogSink, setup_logging
 from app.services.pipeline import build_pipeline
 from worker.runtime import Worker
 
@@ -23,11 +23,13 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    db_logs = DatabaseLogSink(db.sessions, secrets=settings.secrets()).start()
     worker = Worker(settings, db, build_pipeline(settings, db))
     try:
         async with worker:
             await stop.wait()
     finally:
+        await db_logs.stop()
         await db.dispose()
     logger.info("Worker exited")
 
