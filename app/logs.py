@@ -168,7 +168,7 @@ class DatabaseLogSink:
             try:
                 async with self._sessions.begin() as session:
                     await session.execute(insert(LogMessage.__table__), rows)
-            except Exception:  # never log from here: the record would come straight back
+            except Exception:  # noqa: BLE001 - never log from here: the record would come straight back
                 self.dropped += len(rows)
 
     def _take(self) -> list[dict[str, Any]]:

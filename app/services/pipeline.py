@@ -80,7 +80,7 @@ class Context:
             return await self.knowledge.retrieve(task.bot_id, query, k=k)
         except AnswerError:
             raise  # an embedding API failure follows the task's retry policy
-        except Exception as exc:  # a broken index must not stop answers
+        except Exception as exc:  # noqa: BLE001 - a broken index must not stop answers
             logger.warning("Task {}: knowledge retrieval failed, answering without it: {}: {}",
                            task.id, type(exc).__name__, exc)
             return []
@@ -148,7 +148,7 @@ class LLMPipeline:
                     bot_id=task.bot_id,
                     detail={"task_id": str(task.id), "error": str(exc)[:_MAX_EVENT_ERROR]},
                 )
-        except Exception as db_exc:  # the task's own failure is what matters
+        except Exception as db_exc:  # noqa: BLE001 - the task's own failure is what matters
             logger.warning("Task {}: could not record the LLM failure: {}", task.id, type(db_exc).__name__)
 
     async def aclose(self) -> None:

@@ -150,7 +150,7 @@ class Summarizer:
                     detail={"conversation_id": claimed.id, "error": str(exc)[:300]},
                     now=now,
                 )
-        except Exception as db_exc:  # left unmarked, it is simply tried again later
+        except Exception as db_exc:  # noqa: BLE001 - left unmarked, it is tried again later
             logger.warning("Could not record the failed summary of conversation {}: {}", claimed.id,
                            type(db_exc).__name__)
 

@@ -10,7 +10,14 @@ from sqlalchemy import select
 
 from app.kakao import SkillResponse
 from app.main import create_app
-from app.models import AIProcessingTask, CallbackStatus, Message, PromptLog, Role, TaskStatus
+from app.models import (
+    AIProcessingTask,
+    CallbackStatus,
+    Message,
+    PromptLog,
+    Role,
+    TaskStatus,
+)
 from app.services.pipeline import build_pipeline
 from tests.conftest import FIXTURES, make_settings
 from tests.fake_services import FAKE_MODEL, FakeServices, answer_for, serve
@@ -34,19 +41,22 @@ async def test_kakao_request_is_answered_by_the_llm_through_the_callback(databas
         )
         app = create_app(settings)
         pipeline = build_pipeline(settings, app.state.db)
-        async with serve(app) as api_url, Worker(settings, app.state.db, pipeline, wakeup=app.state.wakeup):
-            async with httpx.AsyncClient(base_url=api_url, timeout=10) as kakao:
-                for turn, utterance in enumerate([request["userRequest"]["utterance"], "보증금은 얼마가 적당해?"], 1):
-                    body = copy.deepcopy(request)
-                    body["userRequest"]["utterance"] = utterance
-                    body["userRequest"]["callbackUrl"] = f"{fake_url}/v1/bots/{bot_id}/callback/token-{turn}"
-                    ack = (await kakao.post("/skill", json=body)).json()
-                    assert ack["useCallback"] is True and ack["version"] == "2.0"
+        async with (
+            serve(app) as api_url,
+            Worker(settings, app.state.db, pipeline, wakeup=app.state.wakeup),
+            httpx.AsyncClient(base_url=api_url, timeout=10) as kakao,
+        ):
+            for turn, utterance in enumerate([request["userRequest"]["utterance"], "보증금은 얼마가 적당해?"], 1):
+                body = copy.deepcopy(request)
+                body["userRequest"]["utterance"] = utterance
+                body["userRequest"]["callbackUrl"] = f"{fake_url}/v1/bots/{bot_id}/callback/token-{turn}"
+                ack = (await kakao.post("/skill", json=body)).json()
+                assert ack["useCallback"] is True and ack["version"] == "2.0"
 
-                    async def answered(count: int = turn) -> bool:
-                        return len(fakes.callbacks) == count
+                async def answered(count: int = turn) -> bool:
+                    return len(fakes.callbacks) == count
 
-                    await eventually(answered, timeout=15)
+                await eventually(answered, timeout=15)
         await pipeline.aclose()
 
     first_question, second_question = request["userRequest"]["utterance"], "보증금은 얼마가 적당해?"

@@ -20,7 +20,13 @@ from app.services.knowledge import KnowledgeBase, format_context
 from app.services.knowledge.offline import FAQ_INTRO, NOT_FOUND
 from app.services.llm import ChatMessage
 from app.services.memory import trim_history
-from app.services.pipeline import OFFLINE_MODEL, LLMPipeline, OfflinePipeline, api_host, build_pipeline
+from app.services.pipeline import (
+    OFFLINE_MODEL,
+    LLMPipeline,
+    OfflinePipeline,
+    api_host,
+    build_pipeline,
+)
 from app.services.tokens import MESSAGE_OVERHEAD, count_tokens
 from tests.pipeline_helpers import (
     BOT,

@@ -15,7 +15,14 @@ from app.db import Database
 from app.models import Conversation, EventLog, Role, UserSummary, utcnow
 from app.services.llm import LLMClient
 from app.services.summaries import Summarizer, bounded
-from tests.pipeline_helpers import LLM_BASE_URL, LLM_URL, add_conversation, add_user, completion, say
+from tests.pipeline_helpers import (
+    LLM_BASE_URL,
+    LLM_URL,
+    add_conversation,
+    add_user,
+    completion,
+    say,
+)
 from tests.queue_helpers import FakePipeline, eventually
 from worker.runtime import Worker
 
