@@ -1,19 +1,22 @@
 """The `aiprocessingtask` queue: every SQL statement the queue runs lives here.
 
-Functions take the caller's session and never commit: the caller owns the transaction.
-Time is always passed in from Python (`now`), one clock for every backend.
+Functions take the caller's session or connection and never commit: the caller owns the transaction
+(one-statement calls may run on an `autocommit` connection). Time is always passed in from Python
+(`now`), one clock for every backend.
 """
 
 import asyncio
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import case, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.models import (
     AIProcessingTask,
@@ -35,6 +38,12 @@ _task = AIProcessingTask.__table__
 _message = Message.__table__
 _promptlog = PromptLog.__table__
 _heartbeat = WorkerHeartbeat.__table__
+
+Conn = AsyncSession | AsyncConnection
+
+
+class LeaseLost(Exception):
+    """The task is no longer ours (its lease expired and it was reclaimed); roll back and let go."""
 
 
 class Wakeup:
@@ -103,10 +112,21 @@ class QueueStats(BaseModel):
 _CLAIMED_COLUMNS = [_task.c[name] for name in ClaimedTask.model_fields]
 
 
-async def _notify(session: AsyncSession) -> None:
-    if session.bind.dialect.name == "postgresql":
+@asynccontextmanager
+async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection without a transaction, for one-statement calls (saves BEGIN and COMMIT)."""
+    async with engine.connect() as conn:
+        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _dialect(conn: Conn) -> str:
+    return conn.bind.dialect.name if isinstance(conn, AsyncSession) else conn.dialect.name
+
+
+async def _notify(conn: Conn) -> None:
+    if _dialect(conn) == "postgresql":
         # NOTIFY inside the transaction is delivered only if it commits.
-        await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
 
 # --- enqueue and claim --------------------------------------------------------------------------
@@ -154,7 +174,7 @@ async def enqueue(
 
 
 async def claim(
-    session: AsyncSession, *, worker_id: str, limit: int, now: datetime, lease_seconds: float
+    session: Conn, *, worker_id: str, limit: int, now: datetime, lease_seconds: float
 ) -> list[ClaimedTask]:
     """Lease up to `limit` runnable tasks, oldest first; the attempt is counted here."""
     ready = (
@@ -183,7 +203,7 @@ async def claim(
 
 
 async def renew_leases(
-    session: AsyncSession, task_ids: list[uuid.UUID], *, worker_id: str, now: datetime, lease_seconds: float
+    session: Conn, task_ids: list[uuid.UUID], *, worker_id: str, now: datetime, lease_seconds: float
 ) -> int:
     """Extend the leases of the tasks this worker is still running."""
     if not task_ids:
@@ -205,26 +225,21 @@ def _held(task_id: uuid.UUID, worker_id: str):  # type: ignore[no-untyped-def]
 
 
 async def complete(
-    session: AsyncSession, task: ClaimedTask, *, worker_id: str, answer: StoredAnswer, now: datetime
-) -> int | None:
-    """Mark the task completed and store its assistant message; None (nothing written) when the lease was lost."""
-    held = await session.execute(
-        update(_task)
-        .where(_held(task.id, worker_id))
-        .values(
-            status=TaskStatus.COMPLETED,
-            ai_response=answer.text,
-            input_tokens=answer.input_tokens,
-            output_tokens=answer.output_tokens,
-            completed_at=now,
-            locked_by=None,
-            lease_expires_at=None,
-        )
-    )
-    if held.rowcount != 1:
-        return None
+    conn: Conn,
+    task: ClaimedTask,
+    *,
+    worker_id: str,
+    answer: StoredAnswer,
+    now: datetime,
+    take_callback: bool = False,
+) -> int:
+    """Store the assistant message and mark the task completed; returns the message id.
+
+    `take_callback` also moves a pending callback to `sending` (this worker will POST it).
+    Raises LeaseLost when the task is no longer ours: the caller must roll back.
+    """
     message_id = (
-        await session.execute(
+        await conn.execute(
             insert(_message)
             .values(
                 conversation_id=task.conversation_id,
@@ -236,9 +251,26 @@ async def complete(
             .returning(_message.c.id)
         )
     ).scalar_one()
-    await session.execute(update(_task).where(_task.c.id == task.id).values(response_message_id=message_id))
+    values: dict[str, object] = {
+        "status": TaskStatus.COMPLETED,
+        "ai_response": answer.text,
+        "response_message_id": message_id,
+        "input_tokens": answer.input_tokens,
+        "output_tokens": answer.output_tokens,
+        "completed_at": now,
+        "locked_by": None,
+        "lease_expires_at": None,
+    }
+    if take_callback:
+        values["callback_status"] = case(
+            (_task.c.callback_status == CallbackStatus.PENDING, CallbackStatus.SENDING),
+            else_=_task.c.callback_status,
+        )
+    held = await conn.execute(update(_task).where(_held(task.id, worker_id)).values(**values))
+    if held.rowcount != 1:
+        raise LeaseLost(str(task.id))
     if answer.rendered_prompt is not None:
-        await session.execute(
+        await conn.execute(
             insert(_promptlog).values(
                 msg_id=message_id,
                 task_id=task.id,
@@ -258,7 +290,7 @@ async def complete(
 
 
 async def schedule_retry(
-    session: AsyncSession, task_id: uuid.UUID, *, worker_id: str, run_after: datetime, error: str
+    session: Conn, task_id: uuid.UUID, *, worker_id: str, run_after: datetime, error: str
 ) -> bool:
     """Put a task we hold back to pending, runnable from `run_after`."""
     result = await session.execute(
@@ -269,7 +301,7 @@ async def schedule_retry(
     return result.rowcount == 1
 
 
-async def fail(session: AsyncSession, task_id: uuid.UUID, *, worker_id: str, error: str, now: datetime) -> bool:
+async def fail(session: Conn, task_id: uuid.UUID, *, worker_id: str, error: str, now: datetime) -> bool:
     """Mark a task we hold as failed for good."""
     result = await session.execute(
         update(_task)
@@ -279,7 +311,7 @@ async def fail(session: AsyncSession, task_id: uuid.UUID, *, worker_id: str, err
     return result.rowcount == 1
 
 
-async def release(session: AsyncSession, task_ids: list[uuid.UUID], *, worker_id: str, now: datetime) -> int:
+async def release(session: Conn, task_ids: list[uuid.UUID], *, worker_id: str, now: datetime) -> int:
     """Give unfinished tasks back on shutdown without using up their attempt."""
     if not task_ids:
         return 0
@@ -305,7 +337,7 @@ async def release(session: AsyncSession, task_ids: list[uuid.UUID], *, worker_id
 # --- maintenance ---------------------------------------------------------------------------------
 
 
-async def reap_expired(session: AsyncSession, *, now: datetime) -> int:
+async def reap_expired(session: Conn, *, now: datetime) -> int:
     """Return tasks of dead workers (lease expired) to pending, or fail them after their last attempt."""
     expired = (_task.c.status == TaskStatus.PROCESSING) & (_task.c.lease_expires_at < now)
     common = {"locked_by": None, "lease_expires_at": None, "last_error": "lease expired: worker lost"}
@@ -322,7 +354,7 @@ async def reap_expired(session: AsyncSession, *, now: datetime) -> int:
     return result.rowcount
 
 
-async def prune(session: AsyncSession, *, before: datetime) -> int:
+async def prune(session: Conn, *, before: datetime) -> int:
     """Delete finished tasks created before `before` (their messages stay)."""
     result = await session.execute(
         delete(_task).where(_task.c.status.in_(FINISHED), _task.c.created_at < before)
@@ -346,7 +378,7 @@ async def retry_failed(session: AsyncSession, task_id: uuid.UUID, *, now: dateti
 
 
 async def move_callback(
-    session: AsyncSession,
+    session: Conn,
     task_id: uuid.UUID,
     *,
     from_: CallbackStatus,
@@ -456,7 +488,7 @@ async def stats(session: AsyncSession, *, now: datetime) -> QueueStats:
 
 
 async def beat(
-    session: AsyncSession,
+    session: Conn,
     *,
     worker_id: str,
     hostname: str,
@@ -467,17 +499,17 @@ async def beat(
     listen_connected: bool,
 ) -> None:
     """Insert or refresh this worker's heartbeat row."""
-    upsert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    upsert = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
     live = {"last_seen_at": now, "in_flight": in_flight, "listen_connected": listen_connected}
     stmt = upsert(_heartbeat).values(worker_id=worker_id, hostname=hostname, pid=pid, started_at=started_at, **live)
     await session.execute(stmt.on_conflict_do_update(index_elements=[_heartbeat.c.worker_id], set_=live))
 
 
-async def forget_worker(session: AsyncSession, worker_id: str) -> None:
+async def forget_worker(session: Conn, worker_id: str) -> None:
     await session.execute(delete(_heartbeat).where(_heartbeat.c.worker_id == worker_id))
 
 
-async def prune_workers(session: AsyncSession, *, before: datetime) -> int:
+async def prune_workers(session: Conn, *, before: datetime) -> int:
     """Delete heartbeat rows of workers silent since `before`."""
     result = await session.execute(delete(_heartbeat).where(_heartbeat.c.last_seen_at < before))
     return result.rowcount

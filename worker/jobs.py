@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from loguru import logger
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import queue
 from app.config import Settings
+from app.db import Database
 from app.models import utcnow
 from app.services.summaries import run_summaries
 from worker.listener import PgListener
@@ -28,14 +28,15 @@ class WorkerJobs:
         self,
         *,
         settings: Settings,
-        sessions: async_sessionmaker[AsyncSession],
+        db: Database,
         pool: WorkerPool,
         wakeup: queue.Wakeup,
         worker_id: str,
         listener: PgListener | None,
     ) -> None:
         self._settings = settings
-        self._sessions = sessions
+        self._db = db
+        self._engine = db.engine
         self._pool = pool
         self._wakeup = wakeup
         self._worker_id = worker_id
@@ -70,16 +71,16 @@ class WorkerJobs:
         await self._pool.renew_leases()
 
     async def reap(self) -> None:
-        async with self._sessions.begin() as session:
-            requeued = await queue.reap_expired(session, now=utcnow())
+        async with self._engine.begin() as conn:
+            requeued = await queue.reap_expired(conn, now=utcnow())
         if requeued:
             logger.warning("Reclaimed {} task(s) whose worker stopped renewing its lease", requeued)
             self._wakeup.notify()
 
     async def heartbeat(self) -> None:
-        async with self._sessions.begin() as session:
+        async with queue.autocommit(self._engine) as conn:
             await queue.beat(
-                session,
+                conn,
                 worker_id=self._worker_id,
                 hostname=socket.gethostname(),
                 pid=os.getpid(),
@@ -91,7 +92,7 @@ class WorkerJobs:
 
     async def prune(self) -> None:
         now = utcnow()
-        async with self._sessions.begin() as session:
+        async with self._engine.begin() as session:
             tasks = await queue.prune(session, before=now - timedelta(days=self._settings.task_retention_days))
             await queue.prune_workers(session, before=now - FORGET_WORKERS_AFTER)
         if tasks:
@@ -99,12 +100,12 @@ class WorkerJobs:
 
     async def summarize(self) -> None:
         """Fold ended conversations into their users' rolling summaries."""
-        await run_summaries(self._settings, self._sessions)
+        await run_summaries(self._settings, self._db.sessions)
 
     async def forget(self) -> None:
         """Remove this worker's heartbeat row on a clean stop."""
-        async with self._sessions.begin() as session:
-            await queue.forget_worker(session, self._worker_id)
+        async with queue.autocommit(self._engine) as conn:
+            await queue.forget_worker(conn, self._worker_id)
 
 
 def _guarded(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:

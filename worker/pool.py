@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from loguru import logger
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import metrics
 from app.models import utcnow
-from app.queue import ClaimedTask, Wakeup, claim, release, renew_leases
+from app.queue import ClaimedTask, Wakeup, autocommit, claim, release, renew_leases
 from worker.runner import TaskRunner
 
 _CLAIM_ERROR_PAUSE = 1.0
@@ -22,7 +22,7 @@ class WorkerPool:
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         runner: TaskRunner,
         wakeup: Wakeup,
         worker_id: str,
@@ -30,7 +30,7 @@ class WorkerPool:
         poll_seconds: float,
         lease_seconds: float,
     ) -> None:
-        self._sessions = sessions
+        self._engine = engine
         self._runner = runner
         self._wakeup = wakeup
         self._worker_id = worker_id
@@ -49,9 +49,9 @@ class WorkerPool:
 
     async def renew_leases(self) -> None:
         """Extend the leases of running tasks only, so a crashed task's lease runs out and is reaped."""
-        async with self._sessions.begin() as session:
+        async with autocommit(self._engine) as conn:
             await renew_leases(
-                session, list(self._running), worker_id=self._worker_id, now=utcnow(), lease_seconds=self._lease_seconds
+                conn, list(self._running), worker_id=self._worker_id, now=utcnow(), lease_seconds=self._lease_seconds
             )
 
     async def run(self) -> None:
@@ -86,8 +86,8 @@ class WorkerPool:
         unfinished = dict(self._running)
         await _cancel(unfinished.values())
         if unfinished:
-            async with self._sessions.begin() as session:
-                released = await release(session, list(unfinished), worker_id=self._worker_id, now=utcnow())
+            async with self._engine.begin() as conn:
+                released = await release(conn, list(unfinished), worker_id=self._worker_id, now=utcnow())
             logger.info("Released {} unfinished task(s) back to the queue", released)
         if self._deliveries:
             await asyncio.wait(set(self._deliveries), timeout=max(deadline - loop.time(), 0.0))
@@ -95,9 +95,9 @@ class WorkerPool:
         await _cancel(set(self._deliveries))
 
     async def _claim(self, limit: int) -> list[ClaimedTask]:
-        async with self._sessions.begin() as session:
+        async with autocommit(self._engine) as conn:
             return await claim(
-                session, worker_id=self._worker_id, limit=limit, now=utcnow(), lease_seconds=self._lease_seconds
+                conn, worker_id=self._worker_id, limit=limit, now=utcnow(), lease_seconds=self._lease_seconds
             )
 
     def _start(self, task: ClaimedTask) -> None:

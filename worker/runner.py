@@ -7,12 +7,12 @@ from datetime import timedelta
 from functools import partial
 
 from loguru import logger
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import metrics
 from app.kakao import text_reply
 from app.models import CallbackStatus, TaskStatus, utcnow
-from app.queue import ClaimedTask, Wakeup, complete, fail, schedule_retry
+from app.queue import ClaimedTask, LeaseLost, Wakeup, autocommit, complete, fail, schedule_retry
 from app.services.delivery import DELAY_APOLOGY, FAILURE_APOLOGY, CallbackKind, Delivery
 from app.services.errors import PermanentError, RetryableError
 from app.services.pipeline import Answer, AnswerPipeline
@@ -31,7 +31,7 @@ class TaskRunner:
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         pipeline: AnswerPipeline,
         delivery: Delivery,
         worker_id: str,
@@ -39,7 +39,7 @@ class TaskRunner:
         policy: RetryPolicy,
         answer_timeout: float,
     ) -> None:
-        self._sessions = sessions
+        self._engine = engine
         self._pipeline = pipeline
         self._delivery = delivery
         self._worker_id = worker_id
@@ -70,9 +70,9 @@ class TaskRunner:
                 return await self._give_up(task, exc, callback_open)
             except Exception as exc:  # retryable, timeout or unexpected: all get the bounded retry
                 return await self._retry(task, exc, callback_open)
-            if await self._store(task, answer) and callback_open:
+            if await self._store(task, answer, take_callback=callback_open) and callback_open:
                 body = text_reply(answer.text, quick_replies=answer.quick_replies)
-                return partial(self._delivery.send, task, body, kind=CallbackKind.ANSWER)
+                return partial(self._delivery.send, task, body, kind=CallbackKind.ANSWER, taken=True)
             return None
         finally:
             if not work.done():
@@ -100,11 +100,14 @@ class TaskRunner:
         finally:
             metrics.ANSWER_LATENCY.observe(time.monotonic() - started)
 
-    async def _store(self, task: ClaimedTask, answer: Answer) -> bool:
+    async def _store(self, task: ClaimedTask, answer: Answer, *, take_callback: bool) -> bool:
         """Store the answer before any delivery, so a failed callback never costs a second LLM call."""
-        async with self._sessions.begin() as session:
-            message_id = await complete(session, task, worker_id=self._worker_id, answer=answer, now=utcnow())
-        if message_id is None:
+        try:
+            async with self._engine.begin() as conn:
+                await complete(
+                    conn, task, worker_id=self._worker_id, answer=answer, now=utcnow(), take_callback=take_callback
+                )
+        except LeaseLost:
             logger.warning("Task {}: lease lost before the answer was stored; another worker owns it", task.id)
             return False
         metrics.TASKS_FINISHED.labels(TaskStatus.COMPLETED).inc()
@@ -124,9 +127,9 @@ class TaskRunner:
         )
         if plan.run_after is None:
             return await self._give_up(task, exc, callback_open)
-        async with self._sessions.begin() as session:
+        async with autocommit(self._engine) as conn:
             scheduled = await schedule_retry(
-                session, task.id, worker_id=self._worker_id, run_after=plan.run_after, error=_describe(exc)
+                conn, task.id, worker_id=self._worker_id, run_after=plan.run_after, error=_describe(exc)
             )
         if scheduled:
             metrics.TASK_RETRIES.inc()
@@ -137,8 +140,8 @@ class TaskRunner:
         return self._apology(task, DELAY_APOLOGY, [CHECK_ANSWER]) if scheduled and plan.apologize else None
 
     async def _give_up(self, task: ClaimedTask, exc: Exception, callback_open: bool) -> FollowUp | None:
-        async with self._sessions.begin() as session:
-            failed = await fail(session, task.id, worker_id=self._worker_id, error=_describe(exc), now=utcnow())
+        async with autocommit(self._engine) as conn:
+            failed = await fail(conn, task.id, worker_id=self._worker_id, error=_describe(exc), now=utcnow())
         if not failed:
             return None
         metrics.TASKS_FINISHED.labels(TaskStatus.FAILED).inc()

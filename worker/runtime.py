@@ -21,6 +21,9 @@ from worker.retry import RetryPolicy
 from worker.runner import TaskRunner
 
 
+CALLBACK_CONNECTIONS = 32
+
+
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -42,9 +45,11 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
         self.wakeup = wakeup or Wakeup()
         self._own_http = http is None
+        # Callback POSTs take milliseconds, so a few reused connections serve any concurrency; a large pool
+        # costs more than it saves (httpcore scans every connection per request, and churns above keep-alive).
         self._http = http or httpx.AsyncClient(
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=settings.worker_concurrency, max_keepalive_connections=20),
+            limits=httpx.Limits(max_connections=CALLBACK_CONNECTIONS, max_keepalive_connections=CALLBACK_CONNECTIONS),
         )
         self.listener = (
             None
@@ -52,16 +57,16 @@ class Worker:
             else PgListener(listen_dsn(settings.database_url), NOTIFY_CHANNEL, self.wakeup.notify)
         )
         runner = TaskRunner(
-            sessions=db.sessions,
+            engine=db.engine,
             pipeline=pipeline,
-            delivery=Delivery(settings, db.sessions, self._http),
+            delivery=Delivery(settings, db.engine, self._http),
             worker_id=self.worker_id,
             wakeup=self.wakeup,
             policy=RetryPolicy.from_settings(settings),
             answer_timeout=settings.task_answer_timeout_seconds,
         )
         self.pool = WorkerPool(
-            sessions=db.sessions,
+            engine=db.engine,
             runner=runner,
             wakeup=self.wakeup,
             worker_id=self.worker_id,
@@ -71,7 +76,7 @@ class Worker:
         )
         self.jobs = WorkerJobs(
             settings=settings,
-            sessions=db.sessions,
+            db=db,
             pool=self.pool,
             wakeup=self.wakeup,
             worker_id=self.worker_id,

@@ -7,13 +7,13 @@ from typing import Any
 
 import httpx
 from loguru import logger
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import metrics
 from app.config import Settings
 from app.kakao import CallbackOutcome, SkillResponse, check_callback_url, redact_callback_url, send_callback
 from app.models import CallbackStatus, utcnow
-from app.queue import ClaimedTask, move_callback
+from app.queue import ClaimedTask, autocommit, move_callback
 
 DELAY_APOLOGY = "답변을 준비하는 데 시간이 조금 더 걸리고 있어요. 잠시 후 아래 '답변 확인'을 눌러 주세요."
 FAILURE_APOLOGY = "죄송해요, 지금은 답변을 드리기 어려워요. 잠시 후 다시 질문해 주세요."
@@ -30,31 +30,36 @@ class CallbackKind(StrEnum):
 class Delivery:
     """POSTs final responses to callback URLs, recording each step in `callback_status`."""
 
-    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession], http: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, engine: AsyncEngine, http: httpx.AsyncClient) -> None:
         self._settings = settings
-        self._sessions = sessions
+        self._engine = engine
         self._http = http
 
     async def send(
-        self, task: ClaimedTask, response: SkillResponse | dict[str, Any], *, kind: CallbackKind
+        self, task: ClaimedTask, response: SkillResponse | dict[str, Any], *, kind: CallbackKind, taken: bool = False
     ) -> CallbackStatus | None:
-        """Deliver `response` once; the final callback status, or None when the URL was not ours to use."""
+        """Deliver `response` once; the final callback status, or None when the URL was not ours to use.
+
+        `taken`: the caller already moved the callback to `sending` (with the stored answer).
+        """
         url = task.callback_url
         if url is None or task.callback_status == CallbackStatus.NONE:
             return None
+        state = CallbackStatus.SENDING if taken else CallbackStatus.PENDING
         reason = check_callback_url(
             url, self._settings.kakao_callback_allowed_hosts, allow_http=self._settings.kakao_callback_allow_http
         )
         if reason:
             logger.warning("Task {}: callback URL refused ({}): {}", task.id, reason, redact_callback_url(url))
-            return await self._settle(task, kind, CallbackStatus.PENDING, CallbackStatus.FAILED, f"refused: {reason}")
+            return await self._settle(task, kind, state, CallbackStatus.FAILED, f"refused: {reason}")
         await _sleep_until(task.callback_not_before)
         for pause in (*_NOT_SENT_PAUSES, None):
             remaining = (task.callback_deadline - utcnow()).total_seconds() if task.callback_deadline else 30.0
             if remaining <= 0:
-                return await self._settle(task, kind, CallbackStatus.PENDING, CallbackStatus.EXPIRED, "deadline passed")
-            if not await self._move(task, CallbackStatus.PENDING, CallbackStatus.SENDING):
+                return await self._settle(task, kind, state, CallbackStatus.EXPIRED, "deadline passed")
+            if state is CallbackStatus.PENDING and not await self._move(task, state, CallbackStatus.SENDING):
                 return None  # already spent (or being spent) by someone else
+            state = CallbackStatus.SENDING
             try:
                 result = await send_callback(
                     self._http, url, response, timeout=min(self._settings.callback_timeout_seconds, remaining)
@@ -77,6 +82,7 @@ class Delivery:
                 return await self._settle(task, kind, CallbackStatus.SENDING, CallbackStatus.FAILED, detail.strip())
             metrics.CALLBACKS.labels(kind, result.outcome).inc()
             await self._move(task, CallbackStatus.SENDING, CallbackStatus.PENDING, error=detail.strip())
+            state = CallbackStatus.PENDING
             await asyncio.sleep(pause)
         return None  # unreachable: the last pause is None
 
@@ -103,8 +109,8 @@ class Delivery:
         error: str | None = None,
         delivered_at: datetime | None = None,
     ) -> bool:
-        async with self._sessions.begin() as session:
-            return await move_callback(session, task.id, from_=from_, to=to, error=error, delivered_at=delivered_at)
+        async with autocommit(self._engine) as conn:
+            return await move_callback(conn, task.id, from_=from_, to=to, error=error, delivered_at=delivered_at)
 
 
 async def _sleep_until(moment: datetime | None) -> None:

@@ -3,9 +3,13 @@
 import asyncio
 from datetime import timedelta
 
+import pytest
+from sqlalchemy import func, select
+
 from app.db import Database
-from app.models import CallbackStatus, TaskStatus, utcnow
+from app.models import CallbackStatus, Message, TaskStatus, utcnow
 from app.queue import (
+    LeaseLost,
     StoredAnswer,
     claim,
     complete,
@@ -76,10 +80,13 @@ async def test_complete_after_lost_lease_writes_nothing(db: Database) -> None:
         assert await reap_expired(session, now=later) == 1
     (again,) = await _claim(db, worker="w2", now=later)
     assert again.attempts == 2
-    async with db.sessions.begin() as session:
-        assert await complete(session, task, worker_id="w1", answer=StoredAnswer(text="late"), now=utcnow()) is None
+    with pytest.raises(LeaseLost):
+        async with db.sessions.begin() as session:
+            await complete(session, task, worker_id="w1", answer=StoredAnswer(text="late"), now=utcnow())
     row = await load(db, task_id)
     assert row.status == TaskStatus.PROCESSING and row.locked_by == "w2" and row.ai_response is None
+    async with db.sessions() as session:
+        assert (await session.execute(select(func.count()).select_from(Message))).scalar_one() == 1  # rolled back
 
 
 async def test_renew_extends_only_own_running_tasks(db: Database) -> None:

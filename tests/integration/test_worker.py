@@ -261,7 +261,7 @@ async def test_concurrent_senders_post_once(settings: Settings, db: Database) ->
     with respx.mock() as mock:
         route = mock.post(CALLBACK_URL).mock(side_effect=slow_kakao)
         async with httpx.AsyncClient() as http:
-            delivery = Delivery(settings, db.sessions, http)
+            delivery = Delivery(settings, db.engine, http)
             results = await asyncio.gather(
                 *(delivery.send(task, text_reply("hi"), kind=CallbackKind.ANSWER) for _ in range(4))
             )
