@@ -8,6 +8,7 @@ import uvicorn
 from app.config import get_settings
 from app.logs import LOGGING_INI, setup_logging
 from app.main import create_app
+from app.services.knowledge import KnowledgeBase
 from app.services.pipeline import build_pipeline
 from worker.runtime import Worker
 
@@ -31,7 +32,10 @@ async def main() -> None:
     # found; an ignoring handler lets the worker drain gracefully instead of the process dying.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
-    worker = Worker(settings, app.state.db, build_pipeline(settings, app.state.db), wakeup=app.state.wakeup)
+    # One knowledge base for the API and the worker: one Chroma client and lexical index per process.
+    knowledge = app.state.knowledge = KnowledgeBase(settings)
+    pipeline = build_pipeline(settings, app.state.db, knowledge=knowledge)
+    worker = Worker(settings, app.state.db, pipeline, wakeup=app.state.wakeup)
     await worker.start()
     try:
         await server.serve()
