@@ -398,18 +398,31 @@ async def move_callback(
     return result.rowcount == 1
 
 
-async def mark_answer_delivered(session: AsyncSession, task_id: uuid.UUID, *, now: datetime) -> bool:
-    """Record that a completed answer reached the user (e.g. in the synchronous reply)."""
-    result = await session.execute(
-        update(_task)
-        .where(
-            _task.c.id == task_id,
-            _task.c.status == TaskStatus.COMPLETED,
-            _task.c.answer_delivered_at.is_(None),
+async def take_answer(session: AsyncSession, task_id: uuid.UUID, *, now: datetime) -> str | None:
+    """Claim one task's answer for delivery (e.g. in the synchronous reply) if it is ready and not delivered."""
+    return (
+        await session.execute(
+            update(_task)
+            .where(
+                _task.c.id == task_id,
+                _task.c.status == TaskStatus.COMPLETED,
+                _task.c.answer_delivered_at.is_(None),
+            )
+            .values(answer_delivered_at=now)
+            .returning(_task.c.ai_response)
         )
-        .values(answer_delivered_at=now)
-    )
-    return result.rowcount == 1
+    ).scalar_one_or_none()
+
+
+async def open_task_count(session: AsyncSession, user_id: int) -> int:
+    """Tasks of the user still pending or running."""
+    return (
+        await session.execute(
+            select(func.count())
+            .select_from(_task)
+            .where(_task.c.user_id == user_id, _task.c.status.in_([TaskStatus.PENDING, TaskStatus.PROCESSING]))
+        )
+    ).scalar_one()
 
 
 async def take_pending_answers(session: AsyncSession, user_id: int, *, now: datetime | None = None) -> list[str]:

@@ -1,45 +1,15 @@
-"""Answers owed to a user: late ones (callback failed or expired) and ones awaited in the request."""
+"""Answers owed to a user: awaited in the request, or late ones shown with the next reply."""
 
 import asyncio
 import time
 import uuid
-from datetime import datetime
 
-from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.kakao import SkillResponse, text_reply
-from app.models import AIProcessingTask, TaskStatus, utcnow
+from app.models import utcnow
+from app.queue import take_answer
 from app.services import texts
-
-_task = AIProcessingTask.__table__
-
-
-async def take_answer(session: AsyncSession, task_id: uuid.UUID, *, now: datetime) -> str | None:
-    """Claim one task's answer for delivery if it is ready and not delivered yet."""
-    return (
-        await session.execute(
-            update(_task)
-            .where(
-                _task.c.id == task_id,
-                _task.c.status == TaskStatus.COMPLETED,
-                _task.c.answer_delivered_at.is_(None),
-            )
-            .values(answer_delivered_at=now)
-            .returning(_task.c.ai_response)
-        )
-    ).scalar_one_or_none()
-
-
-async def open_task_count(session: AsyncSession, user_id: int) -> int:
-    """Tasks of the user still pending or running."""
-    return (
-        await session.execute(
-            select(func.count())
-            .select_from(_task)
-            .where(_task.c.user_id == user_id, _task.c.status.in_([TaskStatus.PENDING, TaskStatus.PROCESSING]))
-        )
-    ).scalar_one()
 
 
 async def wait_for_answer(

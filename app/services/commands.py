@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.kakao import SkillResponse, text_reply
 from app.kakao.payload import SkillPayload
-from app.queue import take_pending_answers
+from app.queue import open_task_count, take_pending_answers
 from app.services import texts
-from app.services.answers import late_answer_reply, open_task_count
+from app.services.answers import late_answer_reply
 from app.services.names import InvalidName, validate_name
 from app.services.users import UserRef, set_name, set_name_mode
 
