@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import metrics
 from app.models import utcnow
-from app.queue import ClaimedTask, Wakeup, autocommit, claim, release, renew_leases
+from app.queue import ClaimedTask, Wakeup, autocommit, release, renew_leases
+from app.queue_store import QueueStore
 from worker.runner import TaskRunner
 
 _CLAIM_ERROR_PAUSE = 1.0
@@ -23,6 +24,7 @@ class WorkerPool:
         self,
         *,
         engine: AsyncEngine,
+        store: QueueStore,
         runner: TaskRunner,
         wakeup: Wakeup,
         worker_id: str,
@@ -31,6 +33,7 @@ class WorkerPool:
         lease_seconds: float,
     ) -> None:
         self._engine = engine
+        self._store = store
         self._runner = runner
         self._wakeup = wakeup
         self._worker_id = worker_id
@@ -95,10 +98,9 @@ class WorkerPool:
         await _cancel(set(self._deliveries))
 
     async def _claim(self, limit: int) -> list[ClaimedTask]:
-        async with autocommit(self._engine) as conn:
-            return await claim(
-                conn, worker_id=self._worker_id, limit=limit, now=utcnow(), lease_seconds=self._lease_seconds
-            )
+        return await self._store.claim(
+            worker_id=self._worker_id, limit=limit, now=utcnow(), lease_seconds=self._lease_seconds
+        )
 
     def _start(self, task: ClaimedTask) -> None:
         job = asyncio.create_task(self._work(task), name=f"task-{task.id}")

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import metrics
 from app.kakao import text_reply
 from app.models import CallbackStatus, TaskStatus, utcnow
-from app.queue import ClaimedTask, LeaseLost, Wakeup, autocommit, complete, fail, schedule_retry
+from app.queue import ClaimedTask, LeaseLost, Wakeup, autocommit, fail, schedule_retry
+from app.queue_store import QueueStore
 from app.services.delivery import DELAY_APOLOGY, FAILURE_APOLOGY, CallbackKind, Delivery
 from app.services.errors import PermanentError, RetryableError
 from app.services.pipeline import Answer, AnswerPipeline
@@ -32,6 +33,7 @@ class TaskRunner:
         self,
         *,
         engine: AsyncEngine,
+        store: QueueStore,
         pipeline: AnswerPipeline,
         delivery: Delivery,
         worker_id: str,
@@ -40,6 +42,7 @@ class TaskRunner:
         answer_timeout: float,
     ) -> None:
         self._engine = engine
+        self._queue = store
         self._pipeline = pipeline
         self._delivery = delivery
         self._worker_id = worker_id
@@ -103,10 +106,9 @@ class TaskRunner:
     async def _store(self, task: ClaimedTask, answer: Answer, *, take_callback: bool) -> bool:
         """Store the answer before any delivery, so a failed callback never costs a second LLM call."""
         try:
-            async with self._engine.begin() as conn:
-                await complete(
-                    conn, task, worker_id=self._worker_id, answer=answer, now=utcnow(), take_callback=take_callback
-                )
+            await self._queue.complete(
+                task, worker_id=self._worker_id, answer=answer, now=utcnow(), take_callback=take_callback
+            )
         except LeaseLost:
             logger.warning("Task {}: lease lost before the answer was stored; another worker owns it", task.id)
             return False

@@ -12,16 +12,14 @@ from loguru import logger
 from app.config import Settings
 from app.db import Database
 from app.queue import NOTIFY_CHANNEL, Wakeup
-from app.services.delivery import Delivery
+from app.queue_store import QueueStore
+from app.services.delivery import CALLBACK_CONNECTIONS, Delivery
 from app.services.pipeline import AnswerPipeline
 from worker.jobs import WorkerJobs
 from worker.listener import PgListener, listen_dsn
 from worker.pool import WorkerPool
 from worker.retry import RetryPolicy
 from worker.runner import TaskRunner
-
-
-CALLBACK_CONNECTIONS = 32
 
 
 def new_worker_id() -> str:
@@ -45,8 +43,6 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
         self.wakeup = wakeup or Wakeup()
         self._own_http = http is None
-        # Callback POSTs take milliseconds, so a few reused connections serve any concurrency; a large pool
-        # costs more than it saves (httpcore scans every connection per request, and churns above keep-alive).
         self._http = http or httpx.AsyncClient(
             follow_redirects=False,
             limits=httpx.Limits(max_connections=CALLBACK_CONNECTIONS, max_keepalive_connections=CALLBACK_CONNECTIONS),
@@ -56,10 +52,12 @@ class Worker:
             if db.is_sqlite
             else PgListener(listen_dsn(settings.database_url), NOTIFY_CHANNEL, self.wakeup.notify)
         )
+        store = QueueStore(db)
         runner = TaskRunner(
             engine=db.engine,
+            store=store,
             pipeline=pipeline,
-            delivery=Delivery(settings, db.engine, self._http),
+            delivery=Delivery(settings, store, self._http),
             worker_id=self.worker_id,
             wakeup=self.wakeup,
             policy=RetryPolicy.from_settings(settings),
@@ -67,6 +65,7 @@ class Worker:
         )
         self.pool = WorkerPool(
             engine=db.engine,
+            store=store,
             runner=runner,
             wakeup=self.wakeup,
             worker_id=self.worker_id,

@@ -7,19 +7,22 @@ from typing import Any
 
 import httpx
 from loguru import logger
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import metrics
 from app.config import Settings
-from app.kakao import CallbackOutcome, SkillResponse, check_callback_url, redact_callback_url, send_callback
+from app.kakao import CallbackOutcome, CallbackResult, SkillResponse, check_callback_url, redact_callback_url, send_callback
 from app.models import CallbackStatus, utcnow
-from app.queue import ClaimedTask, autocommit, move_callback
+from app.queue import ClaimedTask
+from app.queue_store import QueueStore
 
 DELAY_APOLOGY = "답변을 준비하는 데 시간이 조금 더 걸리고 있어요. 잠시 후 아래 '답변 확인'을 눌러 주세요."
 FAILURE_APOLOGY = "죄송해요, 지금은 답변을 드리기 어려워요. 잠시 후 다시 질문해 주세요."
 
 # Only a POST that provably never left this host may be repeated; these pauses sit between such tries.
 _NOT_SENT_PAUSES = (0.2, 0.5, 1.0, 2.0)
+# POSTs at once per process. Each takes milliseconds, so a few connections serve any load; more queued
+# requests only slow httpcore's pool down (it scans every waiting request and connection on each change).
+CALLBACK_CONNECTIONS = 32
 
 
 class CallbackKind(StrEnum):
@@ -30,10 +33,11 @@ class CallbackKind(StrEnum):
 class Delivery:
     """POSTs final responses to callback URLs, recording each step in `callback_status`."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine, http: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, store: QueueStore, http: httpx.AsyncClient) -> None:
         self._settings = settings
-        self._engine = engine
+        self._store = store
         self._http = http
+        self._posting = asyncio.Semaphore(CALLBACK_CONNECTIONS)
 
     async def send(
         self, task: ClaimedTask, response: SkillResponse | dict[str, Any], *, kind: CallbackKind, taken: bool = False
@@ -61,9 +65,7 @@ class Delivery:
                 return None  # already spent (or being spent) by someone else
             state = CallbackStatus.SENDING
             try:
-                result = await send_callback(
-                    self._http, url, response, timeout=min(self._settings.callback_timeout_seconds, remaining)
-                )
+                result = await self._post(task, url, response)
             except ValueError as exc:  # an unsendable body or URL: nothing left this host
                 logger.error("Task {}: callback not sendable: {}", task.id, exc)
                 return await self._settle(task, kind, CallbackStatus.SENDING, CallbackStatus.FAILED, str(exc))
@@ -85,6 +87,14 @@ class Delivery:
             state = CallbackStatus.PENDING
             await asyncio.sleep(pause)
         return None  # unreachable: the last pause is None
+
+    async def _post(self, task: ClaimedTask, url: str, response: SkillResponse | dict[str, Any]) -> CallbackResult:
+        async with self._posting:
+            remaining = (task.callback_deadline - utcnow()).total_seconds() if task.callback_deadline else 30.0
+            if remaining <= 0:
+                return CallbackResult(CallbackOutcome.NOT_SENT, message="deadline passed before sending")
+            timeout = min(self._settings.callback_timeout_seconds, remaining)
+            return await send_callback(self._http, url, response, timeout=timeout)
 
     async def _settle(
         self,
@@ -109,8 +119,7 @@ class Delivery:
         error: str | None = None,
         delivered_at: datetime | None = None,
     ) -> bool:
-        async with autocommit(self._engine) as conn:
-            return await move_callback(conn, task.id, from_=from_, to=to, error=error, delivered_at=delivered_at)
+        return await self._store.move_callback(task.id, from_=from_, to=to, error=error, delivered_at=delivered_at)
 
 
 async def _sleep_until(moment: datetime | None) -> None:

@@ -16,6 +16,7 @@ from app.config import Settings
 from app.db import Database
 from app.models import AIProcessingTask, CallbackStatus, TaskStatus, WorkerHeartbeat, utcnow
 from app.queue import claim, move_callback, take_pending_answers
+from app.queue_store import QueueStore
 from app.services.delivery import DELAY_APOLOGY, FAILURE_APOLOGY
 from app.services.errors import PermanentError, RetryableError
 from tests.conftest import make_settings
@@ -261,7 +262,7 @@ async def test_concurrent_senders_post_once(settings: Settings, db: Database) ->
     with respx.mock() as mock:
         route = mock.post(CALLBACK_URL).mock(side_effect=slow_kakao)
         async with httpx.AsyncClient() as http:
-            delivery = Delivery(settings, db.engine, http)
+            delivery = Delivery(settings, QueueStore(db), http)
             results = await asyncio.gather(
                 *(delivery.send(task, text_reply("hi"), kind=CallbackKind.ANSWER) for _ in range(4))
             )

@@ -1,0 +1,121 @@
+"""The worker's per-task queue calls: one raw asyncpg round trip each on PostgreSQL, `app.queue` elsewhere.
+
+Claim, store-the-answer and callback moves run for every task, so on PostgreSQL they skip SQLAlchemy's
+per-statement overhead. The SQL below mirrors `app.queue.claim`, `complete` and `move_callback`
+exactly; tests run both paths against the same expectations.
+"""
+
+import uuid
+from datetime import datetime, timedelta
+
+from app import queue
+from app.db import Database
+from app.models import CallbackStatus
+from app.queue import ClaimedTask, LeaseLost, StoredAnswer
+
+_COLUMNS = ", ".join(f"t.{name}" for name in ClaimedTask.model_fields)
+
+CLAIM_SQL = f"""
+WITH ready AS (
+    SELECT id FROM aiprocessingtask
+    WHERE status = 'pending' AND run_after <= $1
+    ORDER BY created_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE aiprocessingtask t
+SET status = 'processing', attempts = t.attempts + 1, locked_by = $3, lease_expires_at = $4, started_at = $1
+FROM ready
+WHERE t.id = ready.id
+RETURNING {_COLUMNS}
+"""
+
+# The task row is locked first, so a reaper that got there before us leaves `held` empty and
+# nothing is written (no orphan message).
+COMPLETE_SQL = """
+WITH held AS (
+    SELECT id, conversation_id, user_id FROM aiprocessingtask
+    WHERE id = $1 AND locked_by = $2 AND status = 'processing'
+    FOR UPDATE
+),
+msg AS (
+    INSERT INTO message (conversation_id, user_id, role, text, created_at)
+    SELECT conversation_id, user_id, 'assistant', $3, $4 FROM held
+    RETURNING id
+),
+log AS (
+    INSERT INTO promptlog (
+        msg_id, task_id, template_name, template_version, rendered_prompt, model,
+        input_tokens, output_tokens, latency_ms, finish_reason, sources, created_at
+    )
+    SELECT msg.id, $1, $7, $8, $9, $10, $5, $6, $11, $12, $13, $4 FROM msg
+    WHERE $9::text IS NOT NULL
+)
+UPDATE aiprocessingtask t
+SET status = 'completed', ai_response = $3, response_message_id = msg.id, input_tokens = $5, output_tokens = $6,
+    completed_at = $4, locked_by = NULL, lease_expires_at = NULL,
+    callback_status = CASE WHEN $14 AND t.callback_status = 'pending' THEN 'sending' ELSE t.callback_status END
+FROM msg
+WHERE t.id = $1
+RETURNING msg.id
+"""
+
+MOVE_CALLBACK_SQL = """
+UPDATE aiprocessingtask
+SET callback_status = $3, callback_error = COALESCE($4, callback_error),
+    answer_delivered_at = COALESCE($5, answer_delivered_at)
+WHERE id = $1 AND callback_status = $2
+"""
+
+
+class QueueStore:
+    """Claim, complete and callback moves for one process's database."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def claim(self, *, worker_id: str, limit: int, now: datetime, lease_seconds: float) -> list[ClaimedTask]:
+        if not self._db.is_postgres:
+            async with queue.autocommit(self._db.engine) as conn:
+                return await queue.claim(conn, worker_id=worker_id, limit=limit, now=now, lease_seconds=lease_seconds)
+        pool = await self._db.raw_pool()
+        rows = await pool.fetch(CLAIM_SQL, now, limit, worker_id, now + timedelta(seconds=lease_seconds))
+        return sorted((ClaimedTask.model_validate(dict(row)) for row in rows), key=lambda t: t.created_at)
+
+    async def complete(
+        self, task: ClaimedTask, *, worker_id: str, answer: StoredAnswer, now: datetime, take_callback: bool
+    ) -> int:
+        """Store the answer (see `app.queue.complete`); raises LeaseLost when the task is no longer ours."""
+        if not self._db.is_postgres:
+            async with self._db.engine.begin() as conn:
+                return await queue.complete(
+                    conn, task, worker_id=worker_id, answer=answer, now=now, take_callback=take_callback
+                )
+        pool = await self._db.raw_pool()
+        message_id = await pool.fetchval(
+            COMPLETE_SQL, task.id, worker_id, answer.text, now, answer.input_tokens, answer.output_tokens,
+            answer.template_name, answer.template_version, answer.rendered_prompt, answer.model,
+            answer.latency_ms, answer.finish_reason, answer.sources, take_callback,
+        )
+        if message_id is None:
+            raise LeaseLost(str(task.id))
+        return message_id
+
+    async def move_callback(
+        self,
+        task_id: uuid.UUID,
+        *,
+        from_: CallbackStatus,
+        to: CallbackStatus,
+        error: str | None = None,
+        delivered_at: datetime | None = None,
+    ) -> bool:
+        """Conditional callback state change (see `app.queue.move_callback`)."""
+        if not self._db.is_postgres:
+            async with queue.autocommit(self._db.engine) as conn:
+                return await queue.move_callback(
+                    conn, task_id, from_=from_, to=to, error=error, delivered_at=delivered_at
+                )
+        pool = await self._db.raw_pool()
+        status = await pool.execute(MOVE_CALLBACK_SQL, task_id, from_, to, error, delivered_at)
+        return status == "UPDATE 1"

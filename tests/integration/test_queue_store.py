@@ -1,0 +1,94 @@
+"""The worker's per-task calls (raw asyncpg on PostgreSQL, SQLAlchemy on SQLite) behave like app.queue."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.db import Database
+from app.models import CallbackStatus, Message, PromptLog, TaskStatus, utcnow
+from app.queue import LeaseLost, StoredAnswer, reap_expired
+from app.queue_store import QueueStore
+from tests.queue_helpers import add_task, load, make_message
+
+
+async def test_claim_oldest_runnable_first_and_count_the_attempt(db: Database) -> None:
+    store = QueueStore(db)
+    ids = await make_message(db)
+    now = utcnow()
+    first = await add_task(db, ids, now=now - timedelta(seconds=2))
+    second = await add_task(db, ids, now=now - timedelta(seconds=1))
+    await add_task(db, ids, now=now + timedelta(seconds=30))
+
+    claimed = await store.claim(worker_id="w", limit=1, now=now, lease_seconds=10)
+    claimed += await store.claim(worker_id="w", limit=5, now=now, lease_seconds=10)
+
+    assert [t.id for t in claimed] == [first, second]
+    assert claimed[0].attempts == 1 and claimed[0].started_at == now and claimed[0].created_at.tzinfo is not None
+    row = await load(db, first)
+    assert (row.status, row.locked_by, row.lease_expires_at) == ("processing", "w", now + timedelta(seconds=10))
+
+
+async def test_complete_writes_message_prompt_log_and_takes_the_callback(db: Database) -> None:
+    store = QueueStore(db)
+    ids = await make_message(db)
+    task_id = await add_task(db, ids, callback=True)
+    (task,) = await store.claim(worker_id="w", limit=1, now=utcnow(), lease_seconds=10)
+    answer = StoredAnswer(
+        text="안녕하세요", input_tokens=10, output_tokens=3, model="m", latency_ms=42,
+        rendered_prompt=json.dumps([{"role": "user"}]), template_name="default", template_version=1,
+        finish_reason="stop", sources="[]",
+    )
+    now = utcnow()
+
+    message_id = await store.complete(task, worker_id="w", answer=answer, now=now, take_callback=True)
+
+    row = await load(db, task_id)
+    assert (row.status, row.ai_response, row.response_message_id) == (TaskStatus.COMPLETED, "안녕하세요", message_id)
+    assert (row.input_tokens, row.output_tokens, row.completed_at, row.locked_by) == (10, 3, now, None)
+    assert row.callback_status == CallbackStatus.SENDING
+    async with db.sessions() as session:
+        message = await session.get(Message, message_id)
+        log = await session.get(PromptLog, message_id)
+    assert (message.role, message.text, message.conversation_id) == ("assistant", "안녕하세요", ids[1])
+    assert (log.task_id, log.model, log.latency_ms, log.template_name) == (task_id, "m", 42, "default")
+
+
+async def test_complete_without_prompt_or_callback(db: Database) -> None:
+    store = QueueStore(db)
+    ids = await make_message(db)
+    task_id = await add_task(db, ids, callback=True)
+    (task,) = await store.claim(worker_id="w", limit=1, now=utcnow(), lease_seconds=10)
+    await store.complete(task, worker_id="w", answer=StoredAnswer(text="a"), now=utcnow(), take_callback=False)
+    assert (await load(db, task_id)).callback_status == CallbackStatus.PENDING
+    async with db.sessions() as session:
+        assert (await session.execute(select(func.count()).select_from(PromptLog))).scalar_one() == 0
+
+
+async def test_complete_after_the_lease_was_lost_writes_nothing(db: Database) -> None:
+    store = QueueStore(db)
+    ids = await make_message(db)
+    task_id = await add_task(db, ids)
+    (task,) = await store.claim(worker_id="w", limit=1, now=utcnow(), lease_seconds=1)
+    async with db.engine.begin() as conn:
+        await reap_expired(conn, now=utcnow() + timedelta(seconds=2))
+    with pytest.raises(LeaseLost):
+        await store.complete(task, worker_id="w", answer=StoredAnswer(text="late"), now=utcnow(), take_callback=True)
+    assert (await load(db, task_id)).status == TaskStatus.PENDING
+    async with db.sessions() as session:
+        assert (await session.execute(select(func.count()).select_from(Message))).scalar_one() == 1
+
+
+async def test_move_callback_is_conditional(db: Database) -> None:
+    store = QueueStore(db)
+    ids = await make_message(db)
+    task_id = await add_task(db, ids, callback=True)
+    delivered = utcnow()
+    assert await store.move_callback(task_id, from_=CallbackStatus.PENDING, to=CallbackStatus.SENDING)
+    assert not await store.move_callback(task_id, from_=CallbackStatus.PENDING, to=CallbackStatus.SENDING)
+    assert await store.move_callback(
+        task_id, from_=CallbackStatus.SENDING, to=CallbackStatus.SENT, error="note", delivered_at=delivered
+    )
+    row = await load(db, task_id)
+    assert (row.callback_status, row.callback_error, row.answer_delivered_at) == ("sent", "note", delivered)
