@@ -30,8 +30,28 @@ from app.queue_store import QueueStore
 from app.services.llm import ChatMessage, LLMClient
 from app.services.pipeline import Answer, AnswerPipeline, build_pipeline
 from bench.common import ROOT, dsn, free_port, percentile, server, throwaway_database
-from tests.queue_helpers import make_message
 from worker.runtime import Worker
+
+
+MESSAGE_SQL = """
+WITH u AS (
+    INSERT INTO appuser (bot_id, kakao_user_id, name_mode, created_at, last_seen_at)
+    VALUES ('bench', $1, false, $2, $2) RETURNING id
+),
+c AS (INSERT INTO conversation (user_id, started_at, last_message_at) SELECT id, $2, $2 FROM u RETURNING id, user_id),
+m AS (
+    INSERT INTO message (conversation_id, user_id, role, text, created_at)
+    SELECT id, user_id, 'user', '환불 규정 알려줘', $2 FROM c RETURNING id, conversation_id, user_id
+)
+SELECT user_id, conversation_id, id FROM m
+"""
+
+
+async def make_message(db: Database, *, kakao_user_id: str = "bench-user") -> tuple[int, int, int]:
+    """(user_id, conversation_id, message_id) of a fresh user message to hang tasks on."""
+    pool = await db.raw_pool()
+    row = await pool.fetchrow(MESSAGE_SQL, kakao_user_id, utcnow())
+    return row["user_id"], row["conversation_id"], row["id"]
 
 
 def bench_settings(url: str, fake_port: int, llm_delay: float = 0.0, **overrides: object) -> Settings:

@@ -6,16 +6,10 @@ from collections.abc import Callable
 
 import asyncpg
 from loguru import logger
-from sqlalchemy.engine import make_url
 
 APPLICATION_NAME = "skill-worker-listen"
 _FIRST_RETRY_SECONDS = 0.5
 _MAX_RETRY_SECONDS = 10.0
-
-
-def listen_dsn(database_url: str) -> str:
-    """The plain asyncpg DSN of a SQLAlchemy `postgresql+asyncpg://` URL."""
-    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class PgListener:

@@ -10,13 +10,13 @@ import httpx
 from loguru import logger
 
 from app.config import Settings
-from app.db import Database
+from app.db import Database, pg_dsn
 from app.queue import NOTIFY_CHANNEL, Wakeup
 from app.queue_store import QueueStore
 from app.services.delivery import CALLBACK_CONNECTIONS, Delivery
 from app.services.pipeline import AnswerPipeline
 from worker.jobs import WorkerJobs
-from worker.listener import PgListener, listen_dsn
+from worker.listener import PgListener
 from worker.pool import WorkerPool
 from worker.retry import RetryPolicy
 from worker.runner import TaskRunner
@@ -50,7 +50,7 @@ class Worker:
         self.listener = (
             None
             if db.is_sqlite
-            else PgListener(listen_dsn(settings.database_url), NOTIFY_CHANNEL, self.wakeup.notify)
+            else PgListener(pg_dsn(settings.database_url), NOTIFY_CHANNEL, self.wakeup.notify)
         )
         store = QueueStore(db)
         runner = TaskRunner(

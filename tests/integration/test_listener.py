@@ -10,7 +10,8 @@ from app.db import Database
 from app.models import TaskStatus
 from app.queue import NOTIFY_CHANNEL
 from tests.queue_helpers import FakePipeline, add_task, eventually, load, make_message
-from worker.listener import APPLICATION_NAME, PgListener, listen_dsn
+from app.db import pg_dsn
+from worker.listener import APPLICATION_NAME, PgListener
 from worker.runtime import Worker
 
 
@@ -34,7 +35,7 @@ async def _terminate_listener(dsn: str) -> int:
 
 
 async def test_listener_reconnects_after_pg_terminate_backend(pg: str) -> None:
-    dsn = listen_dsn(pg)
+    dsn = pg_dsn(pg)
     woken = asyncio.Event()
     listener = PgListener(dsn, NOTIFY_CHANNEL, woken.set, check_seconds=30)
     listener.start()
@@ -60,7 +61,7 @@ async def test_worker_is_woken_by_notify_after_a_forced_disconnect(pg: str, sett
     async with Worker(slow_poll, db, FakePipeline()) as worker:
         assert worker.listener is not None
         await eventually(_is(lambda: worker.listener.connected))
-        assert await _terminate_listener(listen_dsn(pg)) == 1
+        assert await _terminate_listener(pg_dsn(pg)) == 1
         await eventually(_is(lambda: worker.listener.connects == 2 and worker.listener.connected), timeout=10)
         await asyncio.sleep(0.05)  # let the reconnect's catch-up claim find the queue empty
         task_id = await add_task(db, ids)
