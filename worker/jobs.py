@@ -45,12 +45,12 @@ class WorkerJobs:
         self._scheduler = AsyncIOScheduler(timezone="UTC")
 
     def start(self) -> None:
-        # Leases are renewed three times per lease; the reaper runs as often so a dead worker's tasks
-        # come back within about one lease.
+        # Leases are renewed three times per lease; the reaper (a cheap partial-index scan) runs at least
+        # every poll interval, so a dead worker's task is back in the queue soon after its lease ends.
         every = self._settings.task_lease_seconds / 3
         now = utcnow()
         self._every(self.renew_leases, every, first=now + timedelta(seconds=every))
-        self._every(self.reap, every, first=now)
+        self._every(self.reap, min(every, self._settings.worker_poll_seconds), first=now)
         self._every(self.heartbeat, every, first=now)
         self._every(self.prune, PRUNE_EVERY_SECONDS, first=now + timedelta(seconds=60))
         if self._settings.openai_api_key:  # offline mode keeps no summaries (docs/pipeline.md)
