@@ -25,8 +25,7 @@ WITH ready AS (
 )
 UPDATE aiprocessingtask t
 SET status = 'processing', attempts = t.attempts + 1, locked_by = $3, lease_expires_at = $4, started_at = $1
-FROM ready
-WHERE t.id = ready.id
+WHERE t.id = ANY(ARRAY(SELECT id FROM ready))  -- a primary-key lookup, never a join over the whole table
 RETURNING {_COLUMNS}
 """
 
