@@ -59,6 +59,11 @@ WHERE t.id = $1
 RETURNING msg.id
 """
 
+RENEW_SQL = """
+UPDATE aiprocessingtask SET lease_expires_at = $3
+WHERE id = ANY($1::uuid[]) AND locked_by = $2 AND status = 'processing'
+"""
+
 MOVE_CALLBACK_SQL = """
 UPDATE aiprocessingtask
 SET callback_status = $3, callback_error = COALESCE($4, callback_error),
@@ -68,7 +73,7 @@ WHERE id = $1 AND callback_status = $2
 
 
 class QueueStore:
-    """Claim, complete and callback moves for one process's database."""
+    """Claim, lease renewal, complete and callback moves for one process's database."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -80,6 +85,19 @@ class QueueStore:
         pool = await self._db.raw_pool()
         rows = await pool.fetch(CLAIM_SQL, now, limit, worker_id, now + timedelta(seconds=lease_seconds))
         return sorted((ClaimedTask.model_validate(dict(row)) for row in rows), key=lambda t: t.created_at)
+
+    async def renew_leases(
+        self, task_ids: list[uuid.UUID], *, worker_id: str, now: datetime, lease_seconds: float
+    ) -> None:
+        """Extend leases (see `app.queue.renew_leases`); on its own pool, so a busy SQLAlchemy pool cannot delay it."""
+        if not task_ids:
+            return
+        if not self._db.is_postgres:
+            async with queue.autocommit(self._db.engine) as conn:
+                await queue.renew_leases(conn, task_ids, worker_id=worker_id, now=now, lease_seconds=lease_seconds)
+            return
+        pool = await self._db.raw_pool()
+        await pool.execute(RENEW_SQL, task_ids, worker_id, now + timedelta(seconds=lease_seconds))
 
     async def complete(
         self, task: ClaimedTask, *, worker_id: str, answer: StoredAnswer, now: datetime, take_callback: bool

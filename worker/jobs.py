@@ -115,5 +115,5 @@ def _guarded(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]
         except Exception as exc:  # a database hiccup must not kill the schedule
             logger.warning("Job {} failed: {}: {}", job.__name__, type(exc).__name__, exc)
 
-    run.__name__ = job.__name__
+    run.__name__ = run.__qualname__ = job.__name__  # the name APScheduler logs
     return run

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import metrics
 from app.models import utcnow
-from app.queue import ClaimedTask, Wakeup, autocommit, release, renew_leases
+from app.queue import ClaimedTask, Wakeup, release
 from app.queue_store import QueueStore
 from worker.runner import TaskRunner
 
@@ -52,10 +52,9 @@ class WorkerPool:
 
     async def renew_leases(self) -> None:
         """Extend the leases of running tasks only, so a crashed task's lease runs out and is reaped."""
-        async with autocommit(self._engine) as conn:
-            await renew_leases(
-                conn, list(self._running), worker_id=self._worker_id, now=utcnow(), lease_seconds=self._lease_seconds
-            )
+        await self._store.renew_leases(
+            list(self._running), worker_id=self._worker_id, now=utcnow(), lease_seconds=self._lease_seconds
+        )
 
     async def run(self) -> None:
         """Claim and start tasks until `stop_claiming` is called."""

@@ -92,3 +92,16 @@ async def test_move_callback_is_conditional(db: Database) -> None:
     )
     row = await load(db, task_id)
     assert (row.callback_status, row.callback_error, row.answer_delivered_at) == ("sent", "note", delivered)
+
+
+async def test_renew_leases_only_of_own_running_tasks(db: Database) -> None:
+    store = QueueStore(db)
+    ids = await make_message(db)
+    await add_task(db, ids)
+    claimed_at = utcnow()
+    (task,) = await store.claim(worker_id="w", limit=1, now=claimed_at, lease_seconds=5)
+    later = claimed_at + timedelta(seconds=3)
+    await store.renew_leases([task.id], worker_id="other", now=later, lease_seconds=5)
+    assert (await load(db, task.id)).lease_expires_at == claimed_at + timedelta(seconds=5)
+    await store.renew_leases([task.id], worker_id="w", now=later, lease_seconds=5)
+    assert (await load(db, task.id)).lease_expires_at == later + timedelta(seconds=5)
