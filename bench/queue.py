@@ -32,7 +32,6 @@ from app.services.pipeline import Answer, AnswerPipeline, build_pipeline
 from bench.common import ROOT, dsn, free_port, percentile, server, throwaway_database
 from worker.runtime import Worker
 
-
 MESSAGE_SQL = """
 WITH u AS (
     INSERT INTO appuser (bot_id, kakao_user_id, name_mode, created_at, last_seen_at)

@@ -112,7 +112,7 @@ def _guarded(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]
     async def run() -> None:
         try:
             await job()
-        except Exception as exc:  # a database hiccup must not kill the schedule
+        except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the schedule
             logger.warning("Job {} failed: {}: {}", job.__name__, type(exc).__name__, exc)
 
     run.__name__ = run.__qualname__ = job.__name__  # the name APScheduler logs

@@ -63,7 +63,7 @@ class WorkerPool:
             if free > 0:
                 try:
                     claimed = await self._claim(free)
-                except Exception as exc:  # the database may be restarting: keep the loop alive
+                except Exception as exc:  # noqa: BLE001 - the database may be restarting: keep the loop alive
                     logger.warning("Claim failed: {}: {}", type(exc).__name__, exc)
                     await self._idle(_CLAIM_ERROR_PAUSE)
                     continue

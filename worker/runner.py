@@ -71,7 +71,7 @@ class TaskRunner:
                 answer = await work
             except PermanentError as exc:
                 return await self._give_up(task, exc, callback_open)
-            except Exception as exc:  # retryable, timeout or unexpected: all get the bounded retry
+            except Exception as exc:  # noqa: BLE001 - retryable, timeout or unexpected: all get the bounded retry
                 return await self._retry(task, exc, callback_open)
             if await self._store(task, answer, take_callback=callback_open) and callback_open:
                 body = text_reply(answer.text, quick_replies=answer.quick_replies)

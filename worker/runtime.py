@@ -5,6 +5,7 @@ import os
 import socket
 import uuid
 from types import TracebackType
+from typing import Self
 
 import httpx
 from loguru import logger
@@ -108,13 +109,13 @@ class Worker:
             await self.listener.stop()
         try:
             await self.jobs.forget()
-        except Exception as exc:  # the row simply ages out of /admin/health
+        except Exception as exc:  # noqa: BLE001 - the row simply ages out of /admin/health
             logger.warning("Could not remove the heartbeat row: {}", type(exc).__name__)
         if self._own_http:
             await self._http.aclose()
         logger.info("Worker {} stopped", self.worker_id)
 
-    async def __aenter__(self) -> "Worker":
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

@@ -115,7 +115,7 @@ async def health(session: SessionDep, request: Request) -> QueueHealth | JSONRes
     try:
         stats = await queue.stats(session, now=now)
         workers = await queue.list_workers(session)
-    except Exception as exc:  # any database failure is reported, not raised
+    except Exception as exc:  # noqa: BLE001 - any database failure is reported, not raised
         return JSONResponse({"status": "error", "database": type(exc).__name__}, status_code=503)
     # A worker beats three times per lease; two missed leases mean it is gone.
     alive_since = now - timedelta(seconds=2 * settings.task_lease_seconds)

@@ -15,7 +15,7 @@ router = APIRouter(tags=["metrics"])
 async def scrape(session: SessionDep) -> Response:
     try:
         stats = await queue.stats(session, now=utcnow())
-    except Exception as exc:  # metrics must still be served when the database is down
+    except Exception as exc:  # noqa: BLE001 - metrics must still be served when the database is down
         logger.warning("Queue depth unavailable for /metrics: {}", type(exc).__name__)
     else:
         for status, count in stats.by_status.items():

@@ -10,7 +10,14 @@ from loguru import logger
 
 from app import metrics
 from app.config import Settings
-from app.kakao import CallbackOutcome, CallbackResult, SkillResponse, check_callback_url, redact_callback_url, send_callback
+from app.kakao import (
+    CallbackOutcome,
+    CallbackResult,
+    SkillResponse,
+    check_callback_url,
+    redact_callback_url,
+    send_callback,
+)
 from app.models import CallbackStatus, utcnow
 from app.queue import ClaimedTask
 from app.queue_store import QueueStore

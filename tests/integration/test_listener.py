@@ -6,11 +6,10 @@ import asyncpg
 import pytest
 
 from app.config import Settings
-from app.db import Database
+from app.db import Database, pg_dsn
 from app.models import TaskStatus
 from app.queue import NOTIFY_CHANNEL
 from tests.queue_helpers import FakePipeline, add_task, eventually, load, make_message
-from app.db import pg_dsn
 from worker.listener import APPLICATION_NAME, PgListener
 from worker.runtime import Worker
 

@@ -14,13 +14,26 @@ from sqlalchemy import func, select
 
 from app.config import Settings
 from app.db import Database
-from app.models import AIProcessingTask, CallbackStatus, TaskStatus, WorkerHeartbeat, utcnow
+from app.models import (
+    AIProcessingTask,
+    CallbackStatus,
+    TaskStatus,
+    WorkerHeartbeat,
+    utcnow,
+)
 from app.queue import claim, move_callback, take_pending_answers
 from app.queue_store import QueueStore
 from app.services.delivery import DELAY_APOLOGY, FAILURE_APOLOGY
 from app.services.errors import PermanentError, RetryableError
 from tests.conftest import make_settings
-from tests.queue_helpers import CALLBACK_URL, FakePipeline, add_task, eventually, load, make_message
+from tests.queue_helpers import (
+    CALLBACK_URL,
+    FakePipeline,
+    add_task,
+    eventually,
+    load,
+    make_message,
+)
 from worker.runtime import Worker
 
 SUCCESS = {"taskId": "t-1", "status": "SUCCESS", "message": "ok", "timestamp": 0}
@@ -247,8 +260,8 @@ async def test_reclaimed_task_never_posts_a_callback_twice(
 
 
 async def test_concurrent_senders_post_once(settings: Settings, db: Database) -> None:
-    from app.services.delivery import CallbackKind, Delivery
     from app.kakao import text_reply
+    from app.services.delivery import CallbackKind, Delivery
 
     ids = await make_message(db)
     await add_task(db, ids, callback=True)
