@@ -88,9 +88,12 @@ class WorkerPool:
         unfinished = dict(self._running)
         await _cancel(unfinished.values())
         if unfinished:
-            async with self._engine.begin() as conn:
-                released = await release(conn, list(unfinished), worker_id=self._worker_id, now=utcnow())
-            logger.info("Released {} unfinished task(s) back to the queue", released)
+            try:
+                async with self._engine.begin() as conn:
+                    released = await release(conn, list(unfinished), worker_id=self._worker_id, now=utcnow())
+                logger.info("Released {} unfinished task(s) back to the queue", released)
+            except Exception as exc:  # noqa: BLE001 - their leases run out and the reaper brings them back
+                logger.warning("Could not release {} task(s): {}", len(unfinished), type(exc).__name__)
         if self._deliveries:
             await asyncio.wait(set(self._deliveries), timeout=max(deadline - loop.time(), 0.0))
         # An interrupted delivery leaves its answer for the user's next message.

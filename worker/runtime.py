@@ -102,17 +102,19 @@ class Worker:
         self.pool.stop_claiming()
         if self._loop_task is not None:
             await asyncio.gather(self._loop_task, return_exceptions=True)
-        # Leases keep being renewed while in-flight tasks finish.
-        await self.pool.drain(self.settings.worker_shutdown_grace_seconds)
-        self.jobs.shutdown()
-        if self.listener is not None:
-            await self.listener.stop()
         try:
-            await self.jobs.forget()
-        except Exception as exc:  # noqa: BLE001 - the row simply ages out of /admin/health
-            logger.warning("Could not remove the heartbeat row: {}", type(exc).__name__)
-        if self._own_http:
-            await self._http.aclose()
+            # Leases keep being renewed while in-flight tasks finish.
+            await self.pool.drain(self.settings.worker_shutdown_grace_seconds)
+        finally:
+            self.jobs.shutdown()
+            if self.listener is not None:
+                await self.listener.stop()
+            try:
+                await self.jobs.forget()
+            except Exception as exc:  # noqa: BLE001 - the row simply ages out of /admin/health
+                logger.warning("Could not remove the heartbeat row: {}", type(exc).__name__)
+            if self._own_http:
+                await self._http.aclose()
         logger.info("Worker {} stopped", self.worker_id)
 
     async def __aenter__(self) -> Self:
