@@ -338,12 +338,17 @@ async def release(session: Conn, task_ids: list[uuid.UUID], *, worker_id: str, n
 
 
 async def reap_expired(session: Conn, *, now: datetime) -> int:
-    """Return tasks of dead workers (lease expired) to pending, or fail them after their last attempt."""
+    """Return tasks of dead workers (lease expired) to pending, or fail them after their last attempt.
+
+    An exhausted task whose callback is still open goes back once more, so that a worker sends the user
+    the apology (the runner gives up at once on an attempt past the last).
+    """
     expired = (_task.c.status == TaskStatus.PROCESSING) & (_task.c.lease_expires_at < now)
+    callback_open = (_task.c.callback_status == CallbackStatus.PENDING) & (_task.c.callback_deadline > now)
     common = {"locked_by": None, "lease_expires_at": None, "last_error": "lease expired: worker lost"}
     await session.execute(
         update(_task)
-        .where(expired, _task.c.attempts >= _task.c.max_attempts)
+        .where(expired, _task.c.attempts >= _task.c.max_attempts, ~callback_open)
         .values(status=TaskStatus.FAILED, completed_at=now, **common)
     )
     result = await session.execute(

@@ -127,8 +127,10 @@ class FakeServices:
     async def _complete(self, body: dict[str, Any], receive: Receive, send: Send) -> None:
         self.llm_requests.append(body)
         faults = self.llm
-        if faults.latency or faults.jitter:
-            await asyncio.sleep(faults.latency + self._random.random() * faults.jitter)
+        if (faults.latency or faults.jitter) and await _disconnected(
+            receive, faults.latency + self._random.random() * faults.jitter
+        ):
+            return None  # the client gave up (or its worker died)
         fault = self._random.choice(faults.errors) if self._random.random() < faults.error_rate else "ok"
         self.llm_outcomes[fault] += 1
         if fault == "429":

@@ -58,6 +58,9 @@ class TaskRunner:
         if task.attempts == 1:
             metrics.PICKUP_LATENCY.observe(max((task.started_at - task.created_at).total_seconds(), 0.0))
         callback_open = task.callback_url is not None and task.callback_status == CallbackStatus.PENDING
+        if task.attempts > task.max_attempts:
+            # The reaper brought it back after its last attempt died with a worker: only the apology is left.
+            return await self._give_up(task, RuntimeError("the last attempt was lost with its worker"), callback_open)
         work = asyncio.create_task(self._answer(task))
         try:
             if callback_open and task.callback_deadline is not None:

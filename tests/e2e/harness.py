@@ -488,9 +488,9 @@ class Harness:
         return dict(state)
 
     async def settle(self, timeout: float = 90.0, quiet: float = 3.0) -> dict[str, int]:
-        """Wait until no task is pending or running and no callback is waiting to go out, and callbacks
-        still `sending` (a POST in flight, or one a killed worker left unsettled) have not moved for `quiet`
-        seconds. Returns the final queue state; raises if it does not settle in time."""
+        """Wait until no task is pending or running, and callbacks still `pending` or `sending` (about to go
+        out, or left behind by a killed worker) have not moved for `quiet` seconds. Returns the final queue
+        state; raises if it does not settle in time."""
         deadline = time.monotonic() + timeout
         last: dict[str, int] | None = None
         stable_since = time.monotonic()
@@ -498,8 +498,9 @@ class Harness:
             state = await self.queue_state()
             if state != last:
                 last, stable_since = state, time.monotonic()
-            busy = state.get("pending", 0) + state.get("processing", 0) + state.get("cb_pending", 0)
-            if not busy and time.monotonic() - stable_since >= (quiet if state.get("cb_sending") else 0.3):
+            busy = state.get("pending", 0) + state.get("processing", 0)
+            callbacks_open = state.get("cb_pending", 0) + state.get("cb_sending", 0)
+            if not busy and time.monotonic() - stable_since >= (quiet if callbacks_open else 0.3):
                 return state
             if time.monotonic() > deadline:
                 raise AssertionError(f"the queue did not settle in {timeout:.0f} s: {state}")

@@ -246,3 +246,29 @@ async def migrate(url: str) -> None:
         subprocess.run, [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True,
         capture_output=True, timeout=120,
     )
+
+
+async def poison_task(url: str, workdir: Path, *, messages: int = 2, log_level: str = "DEBUG") -> Report:
+    """Messages whose every attempt kills the worker running it (SIGKILL while it holds them, once per
+    attempt): after the last attempt the users still get an apology through their callbacks."""
+    llm = LLMFaults(latency=30.0)  # every attempt is still running when its worker dies
+    async with Harness(url, workdir, llm=llm, env={"TASK_LEASE_SECONDS": "1"}, log_level=log_level) as h:
+        await h.load(messages, 1)
+        max_attempts = 3
+        for attempt in range(1, max_attempts + 1):
+            worker = h.live_workers[0]
+
+            async def holds_all(worker: Proc = worker, calls: int = attempt * messages) -> bool:
+                return len(h.fakes.llm_requests) >= calls and await h.in_flight(worker) == messages
+
+            await h.wait_for(holds_all, timeout=60, what=f"{worker.name} to hold the messages")
+            worker.signal(signal.SIGKILL)
+            await worker.wait(5)
+            h.start_worker()
+            await h.worker_ready(h.workers[-1])
+        await h.settle(timeout=60)
+        h.measures["llm_requests"] = len(h.fakes.llm_requests)
+        report = await h.audit("poison task", load=f"{messages} messages", faults="SIGKILL on every attempt")
+    if len(h.fakes.llm_requests) != max_attempts * messages:  # none for the apology-only attempt
+        report.problems.append(f"{len(h.fakes.llm_requests)} LLM calls for {messages} messages")
+    return report

@@ -56,3 +56,9 @@ async def test_postgres_restart(tmp_path: Path) -> None:
 @pytest.mark.heavy
 async def test_thousand_users(pg_url: str, tmp_path: Path) -> None:
     check(await scenarios.interleaved_users(pg_url, tmp_path, users=1000, messages=3, log_level="INFO"))
+
+
+async def test_task_that_kills_every_worker_still_gets_an_apology(pg_url: str, tmp_path: Path) -> None:
+    report = await scenarios.poison_task(pg_url, tmp_path, messages=2)
+    check(report)
+    assert report.details["apologies"] == 2
