@@ -69,6 +69,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
+async def _no_reset(_connection: asyncpg.Connection) -> None:
+    return None
+
+
 class Database:
     """The process's engine and its session factory (plus a raw asyncpg pool for hot paths)."""
 
@@ -92,6 +96,9 @@ class Database:
                         max_size=self.settings.db_pool_size,
                         timeout=self.settings.db_pool_timeout,
                         server_settings=_pg_server_settings(self.settings),
+                        # Hot paths run single statements with no session state to undo, so the
+                        # default reset (a round trip on every release) is skipped.
+                        reset=_no_reset,
                     )
         return self._raw_pool
 
@@ -107,7 +114,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 

@@ -8,7 +8,7 @@ from fastapi import Depends, HTTPException, Request, status
 from app.config import Settings
 
 
-def require_admin(request: Request) -> None:
+async def require_admin(request: Request) -> None:
     """Allow the request only with `Authorization: Bearer <ADMIN_TOKEN>`."""
     settings: Settings = request.app.state.settings
     if not settings.admin_token:

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import HTTPException, Request, status
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from app.config import Settings
 from app.kakao import SkillResponse, text_reply
@@ -28,10 +29,13 @@ async def read_capped_body(request: Request, limit: int) -> bytes:
     if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"Body over {limit} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"Body over {limit} bytes")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"Body over {limit} bytes")
+    except ClientDisconnect:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "Client disconnected before sending the body") from None
     return bytes(body)
 
 

@@ -48,7 +48,7 @@ _STATUS = {
 }
 
 
-def get_knowledge(request: Request) -> KnowledgeBase:
+async def get_knowledge(request: Request) -> KnowledgeBase:
     """The process's knowledge base, created on first use so routes that never need it load nothing."""
     kb = getattr(request.app.state, "knowledge", None)
     if kb is None:

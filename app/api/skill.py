@@ -21,7 +21,8 @@ _PAYLOAD_DOC = {
 }
 
 
-def get_skill_service(request: Request) -> SkillService:
+# Dependencies are async on purpose: FastAPI runs sync ones in a thread pool, a hop per request.
+async def get_skill_service(request: Request) -> SkillService:
     return request.app.state.skill
 
 
