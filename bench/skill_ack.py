@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from bench.common import ROOT, free_port, http_request, percentile, read_response, server, throwaway_database
 
