@@ -42,14 +42,18 @@ class SkillService:
     db: Database
     wakeup: Wakeup
 
+    def callback_problem(self, url: str) -> str | None:
+        """Why `url` may not receive a callback, or None when it passes the allow-list."""
+        return check_callback_url(
+            url, self.settings.kakao_callback_allowed_hosts, allow_http=self.settings.kakao_callback_allow_http
+        )
+
     def trusted_callback(self, payload: SkillPayload) -> str | None:
         """The request's callback URL if it passes the allow-list; untrusted ones are never contacted."""
         url = payload.user_request.callback_url
         if not url:
             return None
-        reason = check_callback_url(
-            url, self.settings.kakao_callback_allowed_hosts, allow_http=self.settings.kakao_callback_allow_http
-        )
+        reason = self.callback_problem(url)
         if reason:
             logger.warning("Ignoring untrusted callbackUrl ({}): {}", reason, redact_callback_url(url))
             return None
