@@ -7,7 +7,7 @@ from app.kakao.builders import DEFAULT_ACK_TEXT, EMPTY_ANSWER_TEXT, callback_ack
 from app.kakao.format import CUT_MARKER
 from app.kakao.response import QuickReply
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "kakao"
 
 
 def test_callback_ack_shape() -> None:

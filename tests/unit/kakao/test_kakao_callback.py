@@ -12,7 +12,7 @@ import respx
 from app.kakao.builders import callback_ack, text_reply
 from app.kakao.callback import CallbackOutcome, send_callback
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "kakao"
 URL = "https://bot-api.kakao.com/v1/bots/65a1f0c2e4b0d1a2b3c4d5e6/callback/AbC%2Bd_e-f~g.h%41"
 BODY = text_reply("전세 계약 시에는 등기부등본을 꼭 확인하세요.")
 

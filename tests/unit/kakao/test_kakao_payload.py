@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from app.kakao.payload import MAX_UTTERANCE_CHARS, SkillPayload
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "kakao"
 REQUEST_FIXTURES = sorted(FIXTURES.glob("skill_request_*.json"))
 
 

@@ -23,7 +23,7 @@ from app.kakao.response import (
     Thumbnail,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "kakao"
 # Kakao's own itemCard example has an 18-character button label, over the documented 14.
 # We keep the documented limit; the strict xfail flags it if that decision changes.
 OVER_LABEL_LIMIT = {"skill_response_itemcard"}
