@@ -8,8 +8,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from loguru import logger
+from sqlalchemy.exc import DBAPIError
 
 from app.api import admin_tasks, dev, health, knowledge, metrics, prompts, skill, user
+from app.api.errors import invalid_value
 from app.config import Settings, get_settings
 from app.db import Database
 from app.logs import DatabaseLogSink, setup_logging
@@ -43,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = Database(settings)
     app.state.wakeup = Wakeup()
     app.state.skill = SkillService(settings, app.state.db, app.state.wakeup)
+    app.add_exception_handler(DBAPIError, invalid_value)
     app.include_router(health.router)
     app.include_router(skill.router)
     app.include_router(prompts.router)

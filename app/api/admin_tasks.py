@@ -9,12 +9,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from app import queue
-from app.api.deps import require_admin
+from app.api.deps import ADMIN_ERRORS, Offset, error_responses, require_admin
 from app.db import SessionDep
 from app.kakao import redact_callback_url
 from app.models import AIProcessingTask, EventLog, TaskStatus, WorkerHeartbeat, utcnow
 
-router = APIRouter(prefix="/admin", tags=["admin: queue"], dependencies=[Depends(require_admin)])
+router = APIRouter(
+    prefix="/admin", tags=["admin: queue"], dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS
+)
 
 TASK_RETRIED_EVENT = "task_retried_by_admin"
 
@@ -88,13 +90,16 @@ async def list_tasks(
     session: SessionDep,
     status_: Annotated[TaskStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[TaskView]:
     tasks = await queue.list_tasks(session, status=status_, limit=limit, offset=offset)
     return [TaskView.of(task) for task in tasks]
 
 
-@router.post("/ai-tasks/{task_id}/retry", response_model=TaskView, summary="Put a failed task back in the queue")
+@router.post(
+    "/ai-tasks/{task_id}/retry", response_model=TaskView, summary="Put a failed task back in the queue",
+    responses=error_responses(404, 409),
+)
 async def retry_task(task_id: uuid.UUID, session: SessionDep, request: Request) -> TaskView:
     async with session.begin():
         task = await queue.get_task(session, task_id)

@@ -1,11 +1,33 @@
 """Shared typed dependencies of the API routers."""
 
 import hmac
-from typing import Annotated
+from http import HTTPStatus
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
+from pydantic import BaseModel
 
 from app.config import Settings
+
+
+class ErrorDetail(BaseModel):
+    """The body of every error response: a message, or the list of invalid fields."""
+
+    detail: str | list[Any]
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route returns, so clients (and schema tests) know them."""
+    return {code: {"model": ErrorDetail, "description": HTTPStatus(code).phrase} for code in codes}
+
+
+# Row ids and offsets fit the database's integers: a larger number would overflow the driver (a 500, not a 4xx).
+MAX_DB_INT = 2**31 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
+Offset = Annotated[int, Query(ge=0, le=MAX_DB_INT)]
+
+# A body FastAPI cannot parse is a 400; a missing or wrong token a 401; no ADMIN_TOKEN configured a 503.
+ADMIN_ERRORS = error_responses(401, 503)
 
 
 async def require_admin(request: Request) -> None:

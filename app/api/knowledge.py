@@ -17,7 +17,7 @@ from fastapi import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
-from app.api.deps import require_admin
+from app.api.deps import ADMIN_ERRORS, Offset, error_responses, require_admin
 from app.config import Settings
 from app.db import SessionDep
 from app.models import KnowledgeDocument
@@ -35,7 +35,9 @@ from app.services.knowledge.ingest import delete_document, ingest
 from app.services.knowledge.parsing import parse_file
 from app.services.knowledge.schemas import DocType, FaqPair, ParsedDocument, Section
 
-router = APIRouter(prefix="/api/knowledge", tags=["admin: knowledge"], dependencies=[Depends(require_admin)])
+router = APIRouter(
+    prefix="/api/knowledge", tags=["admin: knowledge"], dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS
+)
 
 BotId = Annotated[str, Field(min_length=1, max_length=100)]
 # Multipart framing and form fields around the file.
@@ -123,9 +125,10 @@ _UPLOAD_DOC = {
                     "required": ["file", "bot_id"],
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
-                        "bot_id": {"type": "string"},
-                        "title": {"type": "string"},
-                        "category": {"type": "string"},
+                        # Fields are stripped of surrounding spaces before their lengths are checked.
+                        "bot_id": {"type": "string", "pattern": r"^\s*\S.{0,99}$"},
+                        "title": {"type": "string", "maxLength": 255},
+                        "category": {"type": "string", "maxLength": 100},
                     },
                 }
             },
@@ -141,6 +144,7 @@ _UPLOAD_DOC = {
     status_code=status.HTTP_201_CREATED,
     summary="Upload a file (txt, md, pdf, FAQ csv/json) or JSON text; the same source replaces the old one",
     openapi_extra=_UPLOAD_DOC,
+    responses=error_responses(400, 409, 413, 415, 422, 502, 503),
 )
 async def upload_document(request: Request, session: SessionDep, kb: KnowledgeDep) -> DocumentOut:
     settings: Settings = request.app.state.settings
@@ -163,7 +167,7 @@ async def list_documents(
     category: Annotated[str | None, Query(max_length=100)] = None,
     doc_type: Annotated[DocType | None, Query(alias="type")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> DocumentList:
     rows, total = await documents.search(
         session, bot_id=bot_id, category=category, doc_type=doc_type, limit=limit, offset=offset
@@ -171,14 +175,14 @@ async def list_documents(
     return DocumentList(items=[_out(row) for row in rows], total=total)
 
 
-@router.delete("/documents/{doc_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/documents/{doc_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
 async def remove_document(doc_id: uuid.UUID, session: SessionDep, kb: KnowledgeDep) -> Response:
     if not await delete_document(session, kb, doc_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "그런 문서가 없어요.")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/search", response_model=SearchResult)
+@router.post("/search", response_model=SearchResult, responses=error_responses(400))
 async def search(body: SearchRequest, kb: KnowledgeDep) -> SearchResult:
     passages = await kb.retrieve(
         body.bot_id, body.query, k=body.k, threshold=body.threshold, search_filter=body.filter
@@ -186,7 +190,7 @@ async def search(body: SearchRequest, kb: KnowledgeDep) -> SearchResult:
     return SearchResult(passages=passages)
 
 
-@router.post("/query", response_model=QueryAnswer)
+@router.post("/query", response_model=QueryAnswer, responses=error_responses(400, 502, 503))
 async def query(body: QueryRequest, request: Request, session: SessionDep, kb: KnowledgeDep) -> QueryAnswer:
     try:
         return await answer_question(

@@ -5,16 +5,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from app.api.deps import require_admin
+from app.api.deps import ADMIN_ERRORS, RowId, error_responses, require_admin
 from app.db import SessionDep
 from app.models import PromptTemplate
 from app.services import prompts
 from app.services.prompts import TemplateError
 
-router = APIRouter(prefix="/admin/prompts", tags=["admin: prompts"], dependencies=[Depends(require_admin)])
+router = APIRouter(
+    prefix="/admin/prompts", tags=["admin: prompts"], dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS
+)
 
 TemplateName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9가-힣 _.\-]+$")
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9가-힣 _.\-]*[A-Za-z0-9가-힣_.\-][A-Za-z0-9가-힣 _.\-]*$")
 ]
 BotFilter = Annotated[str | None, Query(max_length=100, description='A Kakao bot id; "" is the all-bots set')]
 
@@ -39,7 +41,9 @@ async def list_prompts(
     return await prompts.list_templates(session, all_versions=all_versions, bot_id=bot_id)
 
 
-@router.post("", response_model=PromptTemplate, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "", response_model=PromptTemplate, status_code=status.HTTP_201_CREATED, responses=error_responses(400, 422)
+)
 async def create_prompt(body: PromptCreate, session: SessionDep) -> PromptTemplate:
     try:
         return await prompts.create_version(session, **body.model_dump())
@@ -47,7 +51,7 @@ async def create_prompt(body: PromptCreate, session: SessionDep) -> PromptTempla
         raise HTTPException(422, str(exc)) from None
 
 
-@router.get("/{name}", response_model=list[PromptTemplate])
+@router.get("/{name}", response_model=list[PromptTemplate], responses=error_responses(404))
 async def prompt_versions(name: str, session: SessionDep, bot_id: BotFilter = None) -> list[PromptTemplate]:
     found = await prompts.versions(session, name, bot_id=bot_id)
     if not found:
@@ -55,8 +59,8 @@ async def prompt_versions(name: str, session: SessionDep, bot_id: BotFilter = No
     return found
 
 
-@router.post("/{prompt_id}/activate", response_model=PromptTemplate)
-async def activate_prompt(prompt_id: int, session: SessionDep) -> PromptTemplate:
+@router.post("/{prompt_id}/activate", response_model=PromptTemplate, responses=error_responses(404))
+async def activate_prompt(prompt_id: RowId, session: SessionDep) -> PromptTemplate:
     template = await prompts.activate(session, prompt_id)
     if template is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"{prompt_id}번 프롬프트가 없어요.")

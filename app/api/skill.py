@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from app.api.deps import error_responses
 from app.api.kakao_input import authenticate, parse_payload, read_capped_body
 from app.kakao import SkillPayload, SkillResponse
 from app.models import utcnow
@@ -33,7 +34,13 @@ def kakao_json(response: SkillResponse) -> JSONResponse:
     return JSONResponse(response.to_dict())
 
 
-@router.post("/skill", summary="Kakao skill: store, enqueue, acknowledge", openapi_extra=_PAYLOAD_DOC)
+# Not JSON or not UTF-8: 400; wrong secret header: 401; over SKILL_MAX_BODY_BYTES: 413; not a SkillPayload: 422.
+_ERRORS = error_responses(400, 401, 413, 422)
+
+
+@router.post(
+    "/skill", summary="Kakao skill: store, enqueue, acknowledge", openapi_extra=_PAYLOAD_DOC, responses=_ERRORS
+)
 async def skill(request: Request, service: SkillServiceDep) -> JSONResponse:
     started = time.monotonic()
     arrived_at = utcnow()
@@ -44,7 +51,9 @@ async def skill(request: Request, service: SkillServiceDep) -> JSONResponse:
     return kakao_json(await service.handle(parsed, arrived_at=arrived_at, started=started))
 
 
-@router.post("/welcome", summary="Kakao welcome block: greet the user by name", openapi_extra=_PAYLOAD_DOC)
+@router.post(
+    "/welcome", summary="Kakao welcome block: greet the user by name", openapi_extra=_PAYLOAD_DOC, responses=_ERRORS
+)
 async def welcome(request: Request, service: SkillServiceDep) -> JSONResponse:
     authenticate(request, service.settings)
     parsed = parse_payload(await read_capped_body(request, service.settings.skill_max_body_bytes))

@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel
 
 from app import queue
-from app.api.deps import AdminDep
+from app.api.deps import ADMIN_ERRORS, AdminDep, RowId, error_responses
 from app.db import SessionDep
 from app.models import AIProcessingTask, TaskStatus
 
@@ -47,7 +47,10 @@ class AnswerStatus(BaseModel):
 
 
 # The random task id is the capability here; conversation ids are guessable, so that read is admin-only.
-@router.get("/ai-status/{task_id}", response_model=AnswerStatus, summary="Status and answer of one task")
+@router.get(
+    "/ai-status/{task_id}", response_model=AnswerStatus, summary="Status and answer of one task",
+    responses=error_responses(404),
+)
 async def ai_status(task_id: uuid.UUID, session: SessionDep) -> AnswerStatus:
     task = await queue.get_task(session, task_id)
     if task is None:
@@ -59,8 +62,9 @@ async def ai_status(task_id: uuid.UUID, session: SessionDep) -> AnswerStatus:
     "/conversation/{conversation_id}/latest-ai-response",
     response_model=AnswerStatus,
     summary="The latest task of a conversation (admin token required)",
+    responses={**ADMIN_ERRORS, **error_responses(404)},
 )
-async def latest_ai_response(conversation_id: int, session: SessionDep, _: AdminDep) -> AnswerStatus:
+async def latest_ai_response(conversation_id: RowId, session: SessionDep, _: AdminDep) -> AnswerStatus:
     task = await queue.latest_task_of_conversation(session, conversation_id)
     if task is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no answer in this conversation")

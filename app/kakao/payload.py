@@ -2,11 +2,13 @@
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 MAX_UTTERANCE_CHARS = 2000
 MAX_USER_ID_CHARS = 70
+MAX_BOT_ID_CHARS = 100
+MAX_BLOCK_NAME_CHARS = 200
 
 
 def _none_as_empty(value: Any) -> Any:
@@ -17,6 +19,16 @@ def _none_as_empty(value: Any) -> Any:
 JsonObject = Annotated[dict[str, Any], BeforeValidator(_none_as_empty)]
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("NUL characters are not allowed")
+    return value
+
+
+# A stored field: no NUL (PostgreSQL text cannot hold one; Kakao never sends one).
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
 class _KakaoModel(BaseModel):
     # Kakao adds undocumented keys over time; unknown keys must never fail a request.
     model_config = ConfigDict(extra="ignore", populate_by_name=True, alias_generator=to_camel)
@@ -25,7 +37,7 @@ class _KakaoModel(BaseModel):
 class Bot(_KakaoModel):
     """The bot (tenant) the request is for."""
 
-    id: str = Field(min_length=1)
+    id: Text = Field(min_length=1, max_length=MAX_BOT_ID_CHARS)
     name: str | None = None
 
 
@@ -33,20 +45,20 @@ class Block(_KakaoModel):
     """An Open Builder block reference."""
 
     id: str | None = None
-    name: str | None = None
+    name: Text | None = Field(default=None, max_length=MAX_BLOCK_NAME_CHARS)
 
 
 class Intent(_KakaoModel):
     """The matched intent (block)."""
 
     id: str | None = None
-    name: str | None = None
+    name: Text | None = Field(default=None, max_length=MAX_BLOCK_NAME_CHARS)
 
 
 class KakaoUser(_KakaoModel):
     """The user; `id` is the botUserKey, unique per bot."""
 
-    id: str = Field(min_length=1, max_length=MAX_USER_ID_CHARS)
+    id: Text = Field(min_length=1, max_length=MAX_USER_ID_CHARS)
     type: str | None = None
     properties: JsonObject = Field(default_factory=dict)
 
@@ -54,7 +66,7 @@ class KakaoUser(_KakaoModel):
 class UserRequest(_KakaoModel):
     """What the user said, and where to deliver a late answer (`callback_url`)."""
 
-    utterance: str = Field(max_length=MAX_UTTERANCE_CHARS)
+    utterance: Text = Field(max_length=MAX_UTTERANCE_CHARS)
     user: KakaoUser
     callback_url: str | None = None
     block: Block | None = None

@@ -29,14 +29,21 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
 from app.services import texts
-from tests.fake_services import CallbackPost, FakeServices, KakaoRules, LLMFaults, Served, free_port
+from tests.fake_services import (
+    CallbackPost,
+    FakeServices,
+    KakaoRules,
+    LLMFaults,
+    Served,
+    free_port,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "kakao" / "skill_request_callback.json"
@@ -290,7 +297,7 @@ class Harness:
 
     # --- life cycle ---
 
-    async def __aenter__(self) -> "Harness":
+    async def __aenter__(self) -> Self:
         await self.llm_server.start()
         await self.kakao_server.start()
         self._client = httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=256))

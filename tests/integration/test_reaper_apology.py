@@ -17,7 +17,14 @@ from app.models import CallbackStatus, TaskStatus, utcnow
 from app.queue import claim, reap_expired
 from app.services.delivery import FAILURE_APOLOGY
 from tests.conftest import make_settings
-from tests.queue_helpers import CALLBACK_URL, FakePipeline, add_task, eventually, load, make_message
+from tests.queue_helpers import (
+    CALLBACK_URL,
+    FakePipeline,
+    add_task,
+    eventually,
+    load,
+    make_message,
+)
 from worker.runtime import Worker
 
 SUCCESS = {"taskId": "t-1", "status": "SUCCESS", "message": "ok", "timestamp": 0}
