@@ -46,8 +46,11 @@ def ensure_sqlite_folder(database_url: str) -> None:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    """Build the engine for `DATABASE_URL` with pool settings suited to its backend."""
+def create_engine(settings: Settings, *, pool_timeout: float | None = None) -> AsyncEngine:
+    """Build the engine for `DATABASE_URL` with pool settings suited to its backend.
+
+    `pool_timeout`: how long a checkout waits for a free connection (default `DB_POOL_TIMEOUT`).
+    """
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         ensure_sqlite_folder(settings.database_url)
@@ -62,7 +65,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout,
+        pool_timeout=pool_timeout or settings.db_pool_timeout,
         pool_pre_ping=True,
         pool_recycle=1800,
         connect_args=connect_args,
@@ -76,9 +79,9 @@ async def _no_reset(_connection: asyncpg.Connection) -> None:
 class Database:
     """The process's engine and its session factory (plus a raw asyncpg pool for hot paths)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, pool_timeout: float | None = None) -> None:
         self.settings = settings
-        self.engine = create_engine(settings)
+        self.engine = create_engine(settings, pool_timeout=pool_timeout)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.is_postgres = self.engine.dialect.name == "postgresql"

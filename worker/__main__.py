@@ -16,7 +16,10 @@ from worker.runtime import Worker
 async def main() -> None:
     settings = get_settings()
     setup_logging(settings)
-    db = Database(settings)
+    # WORKER_CONCURRENCY tasks share DB_POOL_SIZE connections, so a task often waits for one; it must wait
+    # its turn (each task is bounded by its answer timeout) rather than fail after DB_POOL_TIMEOUT and be
+    # retried, which under load turned answers into apologies (tests/e2e, 1,000 users).
+    db = Database(settings, pool_timeout=settings.task_answer_timeout_seconds)
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.host)
     stop = asyncio.Event()
