@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test migrate worker api bench-skill bench-queue clean
+.PHONY: install run test migrate worker api bench-skill bench-queue chaos clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ worker: migrate
 
 test: install
 	$(PY) -m pytest -q
+
+# Every reliability scenario at full size (docs/reliability.md); `make test` runs them small.
+chaos: install
+	$(PY) -m bench.chaos
 
 clean:
 	rm -rf $(VENV) .pytest_cache

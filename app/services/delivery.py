@@ -27,6 +27,8 @@ FAILURE_APOLOGY = "죄송해요, 지금은 답변을 드리기 어려워요. 잠
 
 # Only a POST that provably never left this host may be repeated; these pauses sit between such tries.
 _NOT_SENT_PAUSES = (0.2, 0.5, 1.0, 2.0)
+# Between tries to record a callback step while the database is unreachable (about 30 s in all).
+_RECORD_PAUSES = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 # POSTs at once per process. Each takes milliseconds, so a few connections serve any load; more queued
 # requests only slow httpcore's pool down (it scans every waiting request and connection on each change).
 CALLBACK_CONNECTIONS = 32
@@ -126,7 +128,20 @@ class Delivery:
         error: str | None = None,
         delivered_at: datetime | None = None,
     ) -> bool:
-        return await self._store.move_callback(task.id, from_=from_, to=to, error=error, delivered_at=delivered_at)
+        """The conditional state change, outliving a short database outage: a POST that reached Kakao but was
+        never recorded as `sent` would leave the answer owed, and the user would get it a second time."""
+        for pause in (*_RECORD_PAUSES, None):
+            try:
+                return await self._store.move_callback(
+                    task.id, from_=from_, to=to, error=error, delivered_at=delivered_at
+                )
+            except Exception as exc:  # a database error: the step must still be recorded
+                if pause is None:
+                    raise
+                logger.warning("Task {}: could not record callback {} -> {} ({}), retrying in {:.1f}s",
+                               task.id, from_, to, type(exc).__name__, pause)
+                await asyncio.sleep(pause)
+        return False  # unreachable: the last pause is None
 
 
 async def _sleep_until(moment: datetime | None) -> None:

@@ -486,18 +486,22 @@ class Harness:
 
     async def queue_state(self) -> dict[str, int]:
         rows = await self.fetch(
-            "SELECT status, callback_status, count(*) FROM aiprocessingtask GROUP BY status, callback_status"
+            """SELECT status, callback_status, callback_deadline > now() AS open, count(*) FROM aiprocessingtask
+               GROUP BY 1, 2, 3"""
         )
         state: Counter[str] = Counter()
-        for status, callback, count in rows:
+        for status, callback, open_, count in rows:
             state[status] += count
             state[f"cb_{callback}"] += count
+            if callback == "pending" and open_:
+                state["cb_pending_open"] += count  # will still move: a retry, a delivery, or its deadline
         return dict(state)
 
     async def settle(self, timeout: float = 90.0, quiet: float = 3.0) -> dict[str, int]:
-        """Wait until no task is pending or running, and callbacks still `pending` or `sending` (about to go
-        out, or left behind by a killed worker) have not moved for `quiet` seconds. Returns the final queue
-        state; raises if it does not settle in time."""
+        """Wait until no task is pending or running, no callback is `pending` before its deadline (a delivery
+        or a retry still to come), and callbacks still `sending` (a POST in flight, or one a killed worker left
+        behind) have not moved for `quiet` seconds. Returns the final queue state; raises if it does not
+        settle in time."""
         deadline = time.monotonic() + timeout
         last: dict[str, int] | None = None
         stable_since = time.monotonic()
@@ -505,9 +509,8 @@ class Harness:
             state = await self.queue_state()
             if state != last:
                 last, stable_since = state, time.monotonic()
-            busy = state.get("pending", 0) + state.get("processing", 0)
-            callbacks_open = state.get("cb_pending", 0) + state.get("cb_sending", 0)
-            if not busy and time.monotonic() - stable_since >= (quiet if callbacks_open else 0.3):
+            busy = state.get("pending", 0) + state.get("processing", 0) + state.get("cb_pending_open", 0)
+            if not busy and time.monotonic() - stable_since >= (quiet if state.get("cb_sending") else 0.3):
                 return state
             if time.monotonic() > deadline:
                 raise AssertionError(f"the queue did not settle in {timeout:.0f} s: {state}")
@@ -530,9 +533,13 @@ class Harness:
 
     # --- the audit ---
 
-    async def audit(self, scenario: str, *, load: str, faults: str, expect_callbacks: bool = True) -> Report:
+    async def audit(
+        self, scenario: str, *, load: str, faults: str, expect_callbacks: bool = True, expect_recorded: bool = True
+    ) -> Report:
         """Check every request's fate; `expect_callbacks`: each acknowledged request must have got a final
-        callback that Kakao accepted (answer or apology) rather than an answer kept for later."""
+        callback that Kakao accepted (answer or apology) rather than an answer kept for later;
+        `expect_recorded`: every answer Kakao accepted is recorded as delivered (not so when a worker is
+        killed between its POST and the record)."""
         tasks = await self.fetch(
             """SELECT t.status, t.callback_status, t.callback_url, t.ai_response, t.answer_delivered_at,
                       t.attempts, m.text, u.kakao_user_id
@@ -580,7 +587,7 @@ class Harness:
                 deliver(sent, sent.reply_texts, sent.replied_at or sent.sent_at, own_only=False)
 
         lost = duplicate_posts = duplicate_answers = duplicate_intake = kept = intake_apologies = 0
-        reply_failures = missing_callbacks = 0
+        reply_failures = missing_callbacks = unrecorded = 0
         for sent in self.sent:
             posts = self.fakes.posts_to(sent.token)
             duplicate_posts += max(len(posts) - 1, 0)
@@ -594,9 +601,14 @@ class Harness:
                                     f"error={sent.error} after {sent.latency or 0:.2f} s")
             if sent.acked and not any(p.status == "SUCCESS" for p in posts):
                 missing_callbacks += 1
+            row = rows[0] if rows else None
+            if (row is not None and row["answer_delivered_at"] is None and row["status"] == "completed"
+                    and any(p.status == "SUCCESS" and MARKER.search(" ".join(_texts(p.body))) for p in posts)):
+                # Kakao took the answer but the worker could not record it (e.g. the database was down):
+                # the user would get it a second time on a message sent after the callback deadline.
+                unrecorded += 1
             if delivered[sent.key] or sent.key in apologised:
                 continue
-            row = rows[0] if rows else None
             if row is not None and row["status"] == "completed" and row["answer_delivered_at"] is None:
                 kept += 1
             elif row is None and texts.CANNOT_STORE in sent.reply_texts:
@@ -623,13 +635,15 @@ class Harness:
             "kept_for_next_message": kept,
             "intake_apologies": intake_apologies,
             "missing_callbacks": missing_callbacks,
+            "delivered_but_unrecorded": unrecorded,
             "early_posts": early,
             "stray_posts": len(stray),
             "orphan_messages": orphans,
             "unfinished": unfinished,
             "reply_failures": reply_failures,
             "max_reply_s": round(max(replies), 3) if replies else None,
-            "llm_calls": dict(self.fakes.llm_outcomes),
+            "llm_requests": len(self.fakes.llm_requests),
+            "llm_outcomes": dict(self.fakes.llm_outcomes),  # of the requests whose client waited for the answer
             **self.measures,
         }
         leaks = await self.scan_logs()
@@ -643,6 +657,8 @@ class Harness:
         }
         if expect_callbacks:
             checks["acknowledged requests without a final callback"] = missing_callbacks
+        if expect_recorded:
+            checks["answers Kakao took but never recorded as delivered"] = unrecorded
         problems += [f"{what}: {count}" for what, count in checks.items() if count]
         problems += [f"leak: {leak}" for leak in leaks[:5]]
         return Report(scenario, load, faults, len(self.sent), lost, duplicates, wrong,
