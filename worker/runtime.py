@@ -14,7 +14,11 @@ from app.config import Settings
 from app.db import Database, pg_dsn
 from app.queue import NOTIFY_CHANNEL, Wakeup
 from app.queue_store import QueueStore
-from app.services.delivery import CALLBACK_CONNECTIONS, Delivery
+from app.services.delivery import (
+    CALLBACK_CONNECTIONS,
+    CALLBACK_KEEPALIVE_SECONDS,
+    Delivery,
+)
 from app.services.pipeline import AnswerPipeline
 from worker.jobs import WorkerJobs
 from worker.listener import PgListener
@@ -46,7 +50,11 @@ class Worker:
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=CALLBACK_CONNECTIONS, max_keepalive_connections=CALLBACK_CONNECTIONS),
+            limits=httpx.Limits(
+                max_connections=CALLBACK_CONNECTIONS,
+                max_keepalive_connections=CALLBACK_CONNECTIONS,
+                keepalive_expiry=CALLBACK_KEEPALIVE_SECONDS,
+            ),
         )
         self.listener = (
             None

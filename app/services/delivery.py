@@ -32,6 +32,9 @@ _RECORD_PAUSES = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 # POSTs at once per process. Each takes milliseconds, so a few connections serve any load; more queued
 # requests only slow httpcore's pool down (it scans every waiting request and connection on each change).
 CALLBACK_CONNECTIONS = 32
+# Idle connections are dropped well before a server's keep-alive timeout (5 s is common): a POST sent on a
+# connection the server is closing fails as "may have reached Kakao", and the single-use URL is lost.
+CALLBACK_KEEPALIVE_SECONDS = 2.0
 
 
 class CallbackKind(StrEnum):

@@ -28,7 +28,7 @@ async def interleaved_users(url: str, workdir: Path, *, users: int = 60, message
         h.measures["load_s"] = round(time.monotonic() - started, 1)
         await h.settle(timeout=120 + users * messages / 20)
         h.measures["total_s"] = round(time.monotonic() - started, 1)
-        return await h.audit("interleaved users", load=f"{users} users x {messages} quick messages",
+        return await h.audit("interleaved users", load=f"{users} users x {messages} quick messages, 64 at once",
                              faults="none (LLM 0.05-0.55 s)")
 
 
@@ -163,16 +163,17 @@ def _count_in_log(path: Path, needle: str) -> int:
     return sum(1 for line in path.read_text(errors="replace").splitlines() if needle in line)
 
 
-async def two_by_two(url: str, workdir: Path, *, users: int = 40, messages: int = 3,
+async def two_by_two(url: str, workdir: Path, *, users: int = 40, messages: int = 3, concurrency: int = 32,
                      log_level: str = "DEBUG") -> Report:
     """Two API processes and two worker processes on one database."""
     llm = LLMFaults(latency=0.2, jitter=0.5)
     async with Harness(url, workdir, llm=llm, apis=2, workers=2, log_level=log_level) as h:
-        await h.load(users, messages, concurrency=48)
+        await h.load(users, messages, concurrency=concurrency)
         await h.settle(timeout=120)
         per_worker = [_count_in_log(w.log, " completed (attempt") for w in h.workers]
         h.measures["completed_per_worker"] = per_worker
-        report = await h.audit("2 APIs + 2 workers", load=f"{users} users x {messages}", faults="none")
+        report = await h.audit("2 APIs + 2 workers", load=f"{users} users x {messages}, {concurrency} at once",
+                               faults="none")
     if min(per_worker) == 0:
         report.problems.append(f"one worker did no work: {per_worker}")
     return report
