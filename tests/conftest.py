@@ -10,6 +10,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+import respx
 from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
@@ -138,3 +139,12 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
     await app.state.db.dispose()
+
+
+@pytest.fixture
+def kakao() -> Iterator[respx.Route]:
+    """Kakao's callback endpoint (the queue tests' URL), answering SUCCESS."""
+    from tests.queue_helpers import CALLBACK_URL, KAKAO_SUCCESS
+
+    with respx.mock(assert_all_called=False) as mock:
+        yield mock.post(CALLBACK_URL).respond(200, json=KAKAO_SUCCESS)

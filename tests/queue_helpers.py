@@ -13,6 +13,7 @@ from app.models import AppUser, Conversation, Message, Role, utcnow
 from app.queue import enqueue, get_task
 
 CALLBACK_URL = "https://bot-api.kakao.com/v1/bots/bot-1/callback/secret-token-123"
+KAKAO_SUCCESS = {"taskId": "t-1", "status": "SUCCESS", "message": "ok", "timestamp": 0}
 
 
 async def make_message(db: Database, *, kakao_user_id: str = "user-1") -> tuple[int, int, int]:

@@ -5,7 +5,6 @@ under 1,000 users): the reaper used to fail such a task outright, leaving its ca
 """
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -18,7 +17,6 @@ from app.queue import claim, reap_expired
 from app.services.delivery import FAILURE_APOLOGY
 from tests.conftest import make_settings
 from tests.queue_helpers import (
-    CALLBACK_URL,
     FakePipeline,
     add_task,
     eventually,
@@ -27,19 +25,11 @@ from tests.queue_helpers import (
 )
 from worker.runtime import Worker
 
-SUCCESS = {"taskId": "t-1", "status": "SUCCESS", "message": "ok", "timestamp": 0}
-
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return make_settings(database_url, worker_poll_seconds=0.2, task_lease_seconds=1.5,
                          worker_shutdown_grace_seconds=0.3, callback_timeout_seconds=1.0)
-
-
-@pytest.fixture
-def kakao() -> Iterator[respx.Route]:
-    with respx.mock(assert_all_called=False) as mock:
-        yield mock.post(CALLBACK_URL).respond(200, json=SUCCESS)
 
 
 async def _die_holding(db: Database, lease: float = 0.2) -> None:

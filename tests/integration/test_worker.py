@@ -4,7 +4,6 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
@@ -28,6 +27,7 @@ from app.services.errors import PermanentError, RetryableError
 from tests.conftest import make_settings
 from tests.queue_helpers import (
     CALLBACK_URL,
+    KAKAO_SUCCESS,
     FakePipeline,
     add_task,
     eventually,
@@ -35,8 +35,6 @@ from tests.queue_helpers import (
     make_message,
 )
 from worker.runtime import Worker
-
-SUCCESS = {"taskId": "t-1", "status": "SUCCESS", "message": "ok", "timestamp": 0}
 
 
 @pytest.fixture
@@ -51,12 +49,6 @@ def settings(database_url: str) -> Settings:
         callback_timeout_seconds=1.0,
         apology_margin_seconds=0.5,
     )
-
-
-@pytest.fixture
-def kakao() -> Iterator[respx.Route]:
-    with respx.mock(assert_all_called=False) as mock:
-        yield mock.post(CALLBACK_URL).respond(200, json=SUCCESS)
 
 
 def posted_texts(route: respx.Route) -> list[str]:
@@ -225,7 +217,7 @@ async def test_callback_that_never_left_is_retried_but_a_rejected_one_is_not(
     refused_then_ok = await add_task(db, ids, callback=True)
     with respx.mock() as mock:
         route = mock.post(CALLBACK_URL)
-        route.side_effect = [httpx.ConnectError("refused"), httpx.Response(200, json=SUCCESS)]
+        route.side_effect = [httpx.ConnectError("refused"), httpx.Response(200, json=KAKAO_SUCCESS)]
         async with Worker(settings, db, FakePipeline()) as worker:
             worker.wakeup.notify()
             await eventually(lambda: _callback_is(db, refused_then_ok, CallbackStatus.SENT))
@@ -270,7 +262,7 @@ async def test_concurrent_senders_post_once(settings: Settings, db: Database) ->
 
     async def slow_kakao(request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(0.1)
-        return httpx.Response(200, json=SUCCESS)
+        return httpx.Response(200, json=KAKAO_SUCCESS)
 
     with respx.mock() as mock:
         route = mock.post(CALLBACK_URL).mock(side_effect=slow_kakao)
