@@ -25,8 +25,9 @@ from app.config import Settings
 from app.db import Database
 from app.logs import setup_logging
 from app.models import AIProcessingTask, CallbackStatus, TaskStatus, utcnow
-from app.queue import NOTIFY_CHANNEL, ClaimedTask, StoredAnswer, enqueue
-from app.queue_store import QueueStore
+from app.queue import ClaimedTask, StoredAnswer, enqueue
+from app.queue.sql import ENQUEUE_SQL
+from worker.store import QueueStore
 from app.services.llm import ChatMessage, LLMClient
 from app.services.pipeline import Answer, AnswerPipeline, build_pipeline
 from bench.common import ROOT, dsn, free_port, percentile, server, throwaway_database
@@ -101,20 +102,6 @@ async def enqueue_many(db: Database, n: int, *, callback_base: str | None = None
 # --- 1. bare cycle ---------------------------------------------------------------------------------
 
 
-# The task row as /skill's PostgreSQL fast path (app.services.intake) inserts it, with its NOTIFY.
-ENQUEUE_SQL = f"""
-WITH task AS (
-    INSERT INTO aiprocessingtask (
-        id, bot_id, user_id, conversation_id, message_id, status, attempts, max_attempts, run_after,
-        callback_status, input_tokens, output_tokens, created_at
-    )
-    VALUES ($1, 'bench', $2, $3, $4, 'pending', 0, 3, $5, 'none', 0, 0, $5)
-    RETURNING id
-)
-SELECT task.id, pg_notify('{NOTIFY_CHANNEL}', '') FROM task
-"""
-
-
 async def ours_bare_cycle(url: str, fake_port: int, n: int, consumers: int = 4) -> tuple[float, float]:
     """(cycle tasks/s, drain tasks/s): enqueue one task per statement, then the worker's claim and store calls."""
     db = Database(bench_settings(url, fake_port))
@@ -123,7 +110,7 @@ async def ours_bare_cycle(url: str, fake_port: int, n: int, consumers: int = 4) 
     pool = await db.raw_pool()
     started = time.perf_counter()
     for _ in range(n):
-        await pool.execute(ENQUEUE_SQL, uuid.uuid4(), user_id, conversation_id, message_id, utcnow())
+        await pool.execute(ENQUEUE_SQL, uuid.uuid4(), "bench", user_id, conversation_id, message_id, utcnow())
     drain_started = time.perf_counter()
 
     async def consume(name: str) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import metrics
 from app.models import utcnow
 from app.queue import ClaimedTask, Wakeup, release
-from app.queue_store import QueueStore
+from worker.store import QueueStore
 from worker.runner import TaskRunner
 
 _CLAIM_ERROR_PAUSE = 1.0

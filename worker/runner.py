@@ -13,8 +13,8 @@ from app import metrics
 from app.kakao import text_reply
 from app.models import CallbackStatus, TaskStatus, utcnow
 from app.queue import ClaimedTask, LeaseLost, Wakeup, autocommit, fail, schedule_retry
-from app.queue_store import QueueStore
-from app.services.delivery import DELAY_APOLOGY, FAILURE_APOLOGY, CallbackKind, Delivery
+from worker.store import QueueStore
+from worker.delivery import DELAY_APOLOGY, FAILURE_APOLOGY, CallbackKind, Delivery
 from app.services.errors import PermanentError, RetryableError
 from app.services.pipeline import Answer, AnswerPipeline
 from app.services.texts import CHECK_ANSWER

@@ -13,8 +13,8 @@ from loguru import logger
 from app.config import Settings
 from app.db import Database, pg_dsn
 from app.queue import NOTIFY_CHANNEL, Wakeup
-from app.queue_store import QueueStore
-from app.services.delivery import (
+from worker.store import QueueStore
+from worker.delivery import (
     CALLBACK_CONNECTIONS,
     CALLBACK_KEEPALIVE_SECONDS,
     Delivery,

@@ -18,7 +18,7 @@ from app.services import texts
 from app.services.answers import late_answer_reply, wait_for_answer
 from app.services.commands import COMMANDS, CommandContext, name_mode_reply
 from app.services.conversations import add_message, current_conversation
-from app.services.intake import Intake, store_and_enqueue
+from app.queue.intake import Intake, store_and_enqueue
 from app.services.users import find_user, touch_user
 
 # Kakao waits 5 s; everything we do must be done well before that.

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from app.db import Database
 from app.models import CallbackStatus, Message, PromptLog, TaskStatus, utcnow
 from app.queue import LeaseLost, StoredAnswer, reap_expired
-from app.queue_store import QueueStore
+from worker.store import QueueStore
 from tests.queue_helpers import add_task, load, make_message
 
 

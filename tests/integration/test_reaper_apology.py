@@ -14,7 +14,7 @@ from app.config import Settings
 from app.db import Database
 from app.models import CallbackStatus, TaskStatus, utcnow
 from app.queue import claim, reap_expired
-from app.services.delivery import FAILURE_APOLOGY
+from worker.delivery import FAILURE_APOLOGY
 from tests.conftest import make_settings
 from tests.queue_helpers import (
     FakePipeline,

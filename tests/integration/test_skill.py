@@ -104,7 +104,7 @@ async def test_failed_enqueue_leaves_nothing_behind(
     client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The task insert fails after user, conversation and message were written: all of it rolls back."""
-    from app.services import intake
+    from app.queue import intake
 
     async def broken_enqueue(*args: object, **kwargs: object) -> None:
         raise RuntimeError("queue insert failed")

@@ -21,8 +21,8 @@ from app.models import (
     utcnow,
 )
 from app.queue import claim, move_callback, take_pending_answers
-from app.queue_store import QueueStore
-from app.services.delivery import DELAY_APOLOGY, FAILURE_APOLOGY
+from worker.store import QueueStore
+from worker.delivery import DELAY_APOLOGY, FAILURE_APOLOGY
 from app.services.errors import PermanentError, RetryableError
 from tests.conftest import make_settings
 from tests.queue_helpers import (
@@ -253,7 +253,7 @@ async def test_reclaimed_task_never_posts_a_callback_twice(
 
 async def test_concurrent_senders_post_once(settings: Settings, db: Database) -> None:
     from app.kakao import text_reply
-    from app.services.delivery import CallbackKind, Delivery
+    from worker.delivery import CallbackKind, Delivery
 
     ids = await make_message(db)
     await add_task(db, ids, callback=True)

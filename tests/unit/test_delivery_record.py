@@ -14,8 +14,8 @@ import respx
 from app.config import Settings
 from app.models import CallbackStatus, utcnow
 from app.queue import ClaimedTask
-from app.services import delivery
-from app.services.delivery import CallbackKind, Delivery
+from worker import delivery
+from worker.delivery import CallbackKind, Delivery
 
 URL = "https://bot-api.kakao.com/v1/bots/b/callback/record-token-123"
 SUCCESS = {"taskId": "t", "status": "SUCCESS", "message": "OK", "timestamp": 0}

@@ -1,8 +1,7 @@
 """The worker's per-task queue calls: one raw asyncpg round trip each on PostgreSQL, `app.queue` elsewhere.
 
 Claim, store-the-answer and callback moves run for every task, so on PostgreSQL they skip SQLAlchemy's
-per-statement overhead. The SQL below mirrors `app.queue.claim`, `complete` and `move_callback`
-exactly; tests run both paths against the same expectations.
+per-statement overhead with the named statements of `app.queue.sql`.
 """
 
 import uuid
@@ -12,64 +11,7 @@ from app import queue
 from app.db import Database
 from app.models import CallbackStatus
 from app.queue import ClaimedTask, LeaseLost, StoredAnswer
-
-_COLUMNS = ", ".join(f"t.{name}" for name in ClaimedTask.model_fields)
-
-CLAIM_SQL = f"""
-WITH ready AS (
-    SELECT id FROM aiprocessingtask
-    WHERE status = 'pending' AND run_after <= $1
-    ORDER BY created_at
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE aiprocessingtask t
-SET status = 'processing', attempts = t.attempts + 1, locked_by = $3, lease_expires_at = $4, started_at = $1
-WHERE t.id = ANY(ARRAY(SELECT id FROM ready))  -- a primary-key lookup, never a join over the whole table
-RETURNING {_COLUMNS}
-"""
-
-# The task row is locked first, so a reaper that got there before us leaves `held` empty and
-# nothing is written (no orphan message).
-COMPLETE_SQL = """
-WITH held AS (
-    SELECT id, conversation_id, user_id FROM aiprocessingtask
-    WHERE id = $1 AND locked_by = $2 AND status = 'processing'
-    FOR UPDATE
-),
-msg AS (
-    INSERT INTO message (conversation_id, user_id, role, text, created_at)
-    SELECT conversation_id, user_id, 'assistant', $3, $4 FROM held
-    RETURNING id
-),
-log AS (
-    INSERT INTO promptlog (
-        msg_id, task_id, template_name, template_version, rendered_prompt, model,
-        input_tokens, output_tokens, latency_ms, finish_reason, sources, created_at
-    )
-    SELECT msg.id, $1, $7, $8, $9, $10, $5, $6, $11, $12, $13, $4 FROM msg
-    WHERE $9::text IS NOT NULL
-)
-UPDATE aiprocessingtask t
-SET status = 'completed', ai_response = $3, response_message_id = msg.id, input_tokens = $5, output_tokens = $6,
-    completed_at = $4, locked_by = NULL, lease_expires_at = NULL,
-    callback_status = CASE WHEN $14 AND t.callback_status = 'pending' THEN 'sending' ELSE t.callback_status END
-FROM msg
-WHERE t.id = $1
-RETURNING msg.id
-"""
-
-RENEW_SQL = """
-UPDATE aiprocessingtask SET lease_expires_at = $3
-WHERE id = ANY($1::uuid[]) AND locked_by = $2 AND status = 'processing'
-"""
-
-MOVE_CALLBACK_SQL = """
-UPDATE aiprocessingtask
-SET callback_status = $3, callback_error = COALESCE($4, callback_error),
-    answer_delivered_at = COALESCE($5, answer_delivered_at)
-WHERE id = $1 AND callback_status = $2
-"""
+from app.queue.sql import CLAIM_SQL, COMPLETE_SQL, MOVE_CALLBACK_SQL, RENEW_SQL
 
 
 class QueueStore:

@@ -1,4 +1,4 @@
-"""`python -m app.knowledge ingest PATH... --bot BOT` (files or folders) and `search QUERY --bot BOT`."""
+"""`python -m app.services.knowledge ingest PATH... --bot BOT` (files or folders) and `search QUERY --bot BOT`."""
 
 import argparse
 import asyncio
@@ -67,7 +67,7 @@ async def run_search(settings: Settings, query: str, *, bot_id: str, k: int) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.knowledge", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m app.services.knowledge", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     load = commands.add_parser("ingest", help="load files (txt, md, pdf, FAQ csv/json) or folders")
     load.add_argument("paths", nargs="+", metavar="PATH")

@@ -14,13 +14,13 @@ from app.kakao import (
     CallbackOutcome,
     CallbackResult,
     SkillResponse,
-    check_callback_url,
     redact_callback_url,
     send_callback,
 )
 from app.models import CallbackStatus, utcnow
 from app.queue import ClaimedTask
-from app.queue_store import QueueStore
+from app.services.callback_policy import callback_problem
+from worker.store import QueueStore
 
 DELAY_APOLOGY = "답변을 준비하는 데 시간이 조금 더 걸리고 있어요. 잠시 후 아래 '답변 확인'을 눌러 주세요."
 FAILURE_APOLOGY = "죄송해요, 지금은 답변을 드리기 어려워요. 잠시 후 다시 질문해 주세요."
@@ -62,9 +62,7 @@ class Delivery:
         if url is None or task.callback_status == CallbackStatus.NONE:
             return None
         state = CallbackStatus.SENDING if taken else CallbackStatus.PENDING
-        reason = check_callback_url(
-            url, self._settings.kakao_callback_allowed_hosts, allow_http=self._settings.kakao_callback_allow_http
-        )
+        reason = callback_problem(url, self._settings)
         if reason:
             logger.warning("Task {}: callback URL refused ({}): {}", task.id, reason, redact_callback_url(url))
             return await self._settle(task, kind, state, CallbackStatus.FAILED, f"refused: {reason}")

@@ -1,1 +1,0 @@
-"""Command line for the knowledge base: `python -m app.knowledge ingest PATH... --bot BOT`."""

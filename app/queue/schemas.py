@@ -1,0 +1,53 @@
+"""What the queue hands out and takes in: a claimed task, a stored answer, queue statistics."""
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ClaimedTask(BaseModel):
+    """A task a worker holds the lease on: what the pipeline and the delivery read."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: uuid.UUID
+    bot_id: str
+    user_id: int
+    conversation_id: int
+    message_id: int
+    block_name: str | None
+    attempts: int
+    max_attempts: int
+    callback_url: str | None
+    callback_not_before: datetime | None
+    callback_deadline: datetime | None
+    callback_status: str
+    created_at: datetime
+    started_at: datetime
+
+
+class StoredAnswer(BaseModel):
+    """What `complete` writes: the answer text, its usage and (optionally) its prompt log."""
+
+    text: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model: str | None = None
+    latency_ms: int | None = None
+    rendered_prompt: str | None = None
+    template_name: str | None = None
+    template_version: int | None = None
+    finish_reason: str | None = None
+    sources: str | None = None
+
+
+class QueueStats(BaseModel):
+    """Queue depth by status and the age of the oldest runnable task."""
+
+    by_status: dict[str, int]
+    oldest_pending_seconds: float | None
+
+
+class LeaseLost(Exception):
+    """The task is no longer ours (its lease expired and it was reclaimed); roll back and let go."""

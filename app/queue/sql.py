@@ -1,0 +1,140 @@
+"""Every raw SQL statement on `aiprocessingtask`, named; the SQLAlchemy forms live beside them in this package.
+
+Raw statements run on asyncpg (PostgreSQL) where a hot path cannot afford SQLAlchemy's per-statement cost.
+Each mirrors its SQLAlchemy twin exactly, and tests run both against the same expectations.
+"""
+
+from app.queue.schemas import ClaimedTask
+from app.queue.wakeup import NOTIFY_CHANNEL
+
+# An answer still owed to its user: completed, not yet handed over, and no callback can still carry it
+# (none, or spent, or past its deadline). `{now}` is the placeholder of the current time.
+ANSWER_OWED = (
+    "status = 'completed' AND answer_delivered_at IS NULL"
+    " AND (callback_status NOT IN ('pending', 'sending') OR callback_deadline < {now})"
+)
+
+_COLUMNS = ", ".join(f"t.{name}" for name in ClaimedTask.model_fields)
+
+CLAIM_SQL = f"""
+WITH ready AS (
+    SELECT id FROM aiprocessingtask
+    WHERE status = 'pending' AND run_after <= $1
+    ORDER BY created_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE aiprocessingtask t
+SET status = 'processing', attempts = t.attempts + 1, locked_by = $3, lease_expires_at = $4, started_at = $1
+WHERE t.id = ANY(ARRAY(SELECT id FROM ready))  -- a primary-key lookup, never a join over the whole table
+RETURNING {_COLUMNS}
+"""
+
+# The task row is locked first, so a reaper that got there before us leaves `held` empty and
+# nothing is written (no orphan message).
+COMPLETE_SQL = """
+WITH held AS (
+    SELECT id, conversation_id, user_id FROM aiprocessingtask
+    WHERE id = $1 AND locked_by = $2 AND status = 'processing'
+    FOR UPDATE
+),
+msg AS (
+    INSERT INTO message (conversation_id, user_id, role, text, created_at)
+    SELECT conversation_id, user_id, 'assistant', $3, $4 FROM held
+    RETURNING id
+),
+log AS (
+    INSERT INTO promptlog (
+        msg_id, task_id, template_name, template_version, rendered_prompt, model,
+        input_tokens, output_tokens, latency_ms, finish_reason, sources, created_at
+    )
+    SELECT msg.id, $1, $7, $8, $9, $10, $5, $6, $11, $12, $13, $4 FROM msg
+    WHERE $9::text IS NOT NULL
+)
+UPDATE aiprocessingtask t
+SET status = 'completed', ai_response = $3, response_message_id = msg.id, input_tokens = $5, output_tokens = $6,
+    completed_at = $4, locked_by = NULL, lease_expires_at = NULL,
+    callback_status = CASE WHEN $14 AND t.callback_status = 'pending' THEN 'sending' ELSE t.callback_status END
+FROM msg
+WHERE t.id = $1
+RETURNING msg.id
+"""
+
+RENEW_SQL = """
+UPDATE aiprocessingtask SET lease_expires_at = $3
+WHERE id = ANY($1::uuid[]) AND locked_by = $2 AND status = 'processing'
+"""
+
+MOVE_CALLBACK_SQL = """
+UPDATE aiprocessingtask
+SET callback_status = $3, callback_error = COALESCE($4, callback_error),
+    answer_delivered_at = COALESCE($5, answer_delivered_at)
+WHERE id = $1 AND callback_status = $2
+"""
+
+# /skill's PostgreSQL fast path: user, conversation, message and task in one statement (see app.queue.intake).
+INTAKE_SQL = f"""
+WITH u AS (
+    INSERT INTO appuser AS a (bot_id, kakao_user_id, name_mode, created_at, last_seen_at)
+    VALUES ($1, $2, false, $3, $3)
+    ON CONFLICT (bot_id, kakao_user_id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at
+    RETURNING a.id, a.name_mode
+),
+go AS (
+    SELECT u.id AS user_id FROM u
+    WHERE NOT u.name_mode
+      AND NOT EXISTS (
+          SELECT 1 FROM aiprocessingtask
+          WHERE user_id = u.id AND {ANSWER_OWED.format(now="$3")}
+      )
+),
+continued AS (
+    UPDATE conversation c SET last_message_at = $3
+    FROM go
+    WHERE c.id = (
+              SELECT id FROM conversation WHERE user_id = go.user_id ORDER BY last_message_at DESC LIMIT 1
+          )
+      AND c.last_message_at > $3 - make_interval(mins => $4)
+    RETURNING c.id
+),
+started AS (
+    INSERT INTO conversation (user_id, started_at, last_message_at)
+    SELECT go.user_id, $3, $3 FROM go WHERE NOT EXISTS (SELECT 1 FROM continued)
+    RETURNING id, user_id
+),
+started_event AS (
+    INSERT INTO eventlog (user_id, bot_id, event_type, detail, created_at)
+    SELECT user_id, $1, 'conversation_started', id::text, $3 FROM started
+),
+msg AS (
+    INSERT INTO message (conversation_id, user_id, role, text, created_at)
+    SELECT conv.id, go.user_id, 'user', $5, $3
+    FROM (SELECT id FROM continued UNION ALL SELECT id FROM started) AS conv, go
+    RETURNING id, conversation_id, user_id
+),
+task AS (
+    INSERT INTO aiprocessingtask (
+        id, bot_id, user_id, conversation_id, message_id, block_name, status, attempts, max_attempts,
+        run_after, callback_url, callback_not_before, callback_deadline, callback_status,
+        input_tokens, output_tokens, created_at
+    )
+    SELECT $6, $1, msg.user_id, msg.conversation_id, msg.id, $7, 'pending', 0, $8,
+           $3, $9, $10, $11, $12, 0, 0, $3
+    FROM msg
+    RETURNING id
+)
+SELECT task.id, pg_notify('{NOTIFY_CHANNEL}', '') FROM task
+"""
+
+# The task row as /skill's fast path inserts it, with its NOTIFY, for one pending task without a callback.
+ENQUEUE_SQL = f"""
+WITH task AS (
+    INSERT INTO aiprocessingtask (
+        id, bot_id, user_id, conversation_id, message_id, status, attempts, max_attempts, run_after,
+        callback_status, input_tokens, output_tokens, created_at
+    )
+    VALUES ($1, $2, $3, $4, $5, 'pending', 0, 3, $6, 'none', 0, 0, $6)
+    RETURNING id
+)
+SELECT task.id, pg_notify('{NOTIFY_CHANNEL}', '') FROM task
+"""
