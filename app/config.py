@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     # Kakao
     kakao_skill_secret: str | None = None
     kakao_skill_secret_header: str = "X-Skill-Secret"
+    default_bot_id: str = Field("default", min_length=1, max_length=100)
     kakao_callback_allowed_hosts: Annotated[list[str], NoDecode] = ["bot-api.kakao.com"]
     kakao_callback_allow_http: bool = False
     kakao_ack_text: str = "AI가 답변을 생성하고 있어요!"

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from app.api.skill import SkillServiceDep
 from app.kakao import MAX_UTTERANCE_CHARS, SkillPayload
 from app.models import utcnow
+from app.services.callback_policy import DEV_CALLBACK_PATH
 from app.services.names import extract_name
 
 router = APIRouter(tags=["dev"])
@@ -74,9 +75,8 @@ async def test_skill(body: TestSkillRequest, request: Request, service: SkillSer
     return TestSkillResult(skill_response=reply.to_dict(), callback_id=callback_id, callback_note=note)
 
 
-@router.post("/test-callback/{callback_id}", name="receive_test_callback", summary="Kakao callback stand-in")
-async def receive_test_callback(callback_id: str, request: Request) -> dict[str, Any]:
-    """Answers like Kakao: each callback URL works once."""
+async def _receive(request: Request, callback_id: str) -> dict[str, Any]:
+    """Record the callback and answer like Kakao; a callback id is taken once."""
     recorded = _recorded(request)
     now_ms = int(time.time() * 1000)
     if callback_id in recorded:
@@ -92,12 +92,24 @@ async def receive_test_callback(callback_id: str, request: Request) -> dict[str,
     return {"taskId": callback_id, "status": "SUCCESS", "message": "OK", "timestamp": now_ms}
 
 
-@router.get("/test-callback", response_model=list[RecordedCallback], summary="Callbacks received, newest first")
+@router.post(f"{DEV_CALLBACK_PATH}/{{callback_id}}", name="receive_test_callback", summary="Kakao callback stand-in")
+async def receive_test_callback(callback_id: str, request: Request) -> dict[str, Any]:
+    """Answers like Kakao: each callback URL works once."""
+    return await _receive(request, callback_id)
+
+
+@router.post(DEV_CALLBACK_PATH, summary="Kakao callback stand-in without an id (seed 003's walk-through)")
+async def receive_any_test_callback(request: Request) -> dict[str, Any]:
+    """Every POST is recorded under a new id: this one URL serves every request, so it cannot work only once."""
+    return await _receive(request, uuid.uuid4().hex)
+
+
+@router.get(DEV_CALLBACK_PATH, response_model=list[RecordedCallback], summary="Callbacks received, newest first")
 async def list_test_callbacks(request: Request) -> list[RecordedCallback]:
     return list(reversed(_recorded(request).values()))
 
 
-@router.get("/test-callback/{callback_id}", response_model=RecordedCallback, summary="One received callback")
+@router.get(f"{DEV_CALLBACK_PATH}/{{callback_id}}", response_model=RecordedCallback, summary="One received callback")
 async def get_test_callback(callback_id: str, request: Request) -> RecordedCallback:
     recorded = _recorded(request).get(callback_id)
     if recorded is None:

@@ -10,7 +10,7 @@ from starlette.requests import ClientDisconnect
 
 from app.config import Settings
 from app.kakao import SkillResponse, text_reply
-from app.kakao.payload import MAX_UTTERANCE_CHARS, SkillPayload
+from app.kakao.payload import DEFAULT_BOT_CONTEXT, MAX_UTTERANCE_CHARS, SkillPayload
 from app.services import texts
 
 
@@ -47,8 +47,8 @@ def _only_long_utterance(exc: ValidationError) -> bool:
     return all(e["type"] == "string_too_long" and e["loc"][-1:] == ("utterance",) for e in exc.errors())
 
 
-def parse_payload(body: bytes) -> SkillPayload | SkillResponse:
-    """The payload, or a Kakao reply for input a real user can produce (too long, empty)."""
+def parse_payload(body: bytes, default_bot_id: str) -> SkillPayload | SkillResponse:
+    """The payload (`default_bot_id` when it names no bot), or a Kakao reply for input a real user can produce."""
     try:
         data: Any = json.loads(body)
     except UnicodeDecodeError:
@@ -58,7 +58,7 @@ def parse_payload(body: bytes) -> SkillPayload | SkillResponse:
     if not isinstance(data, dict):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "Body must be a JSON object (Kakao SkillPayload)")
     try:
-        payload = SkillPayload.model_validate(data)
+        payload = SkillPayload.model_validate(data, context={DEFAULT_BOT_CONTEXT: default_bot_id})
     except ValidationError as exc:
         if _only_long_utterance(exc):
             return text_reply(texts.TOO_LONG.format(limit=MAX_UTTERANCE_CHARS))

@@ -45,7 +45,9 @@ async def skill(request: Request, service: SkillServiceDep) -> JSONResponse:
     started = time.monotonic()
     arrived_at = utcnow()
     authenticate(request, service.settings)
-    parsed = parse_payload(await read_capped_body(request, service.settings.skill_max_body_bytes))
+    parsed = parse_payload(
+        await read_capped_body(request, service.settings.skill_max_body_bytes), service.settings.default_bot_id
+    )
     if isinstance(parsed, SkillResponse):
         return kakao_json(parsed)
     return kakao_json(await service.handle(parsed, arrived_at=arrived_at, started=started))
@@ -56,7 +58,9 @@ async def skill(request: Request, service: SkillServiceDep) -> JSONResponse:
 )
 async def welcome(request: Request, service: SkillServiceDep) -> JSONResponse:
     authenticate(request, service.settings)
-    parsed = parse_payload(await read_capped_body(request, service.settings.skill_max_body_bytes))
+    parsed = parse_payload(
+        await read_capped_body(request, service.settings.skill_max_body_bytes), service.settings.default_bot_id
+    )
     if isinstance(parsed, SkillResponse):
         return kakao_json(parsed)
     return kakao_json(await service.welcome(parsed))

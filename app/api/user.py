@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app import queue
 from app.api.deps import ADMIN_ERRORS, AdminDep, RowId, error_responses
@@ -22,8 +22,10 @@ class AnswerStatus(BaseModel):
     status: str
     attempts: int
     answer: str | None
+    ai_response: str | None = Field(description="the same as `answer` (seed 003's name)")
     input_tokens: int
     output_tokens: int
+    tokens_used: int = Field(description="input_tokens + output_tokens (seed 003's name)")
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
@@ -31,14 +33,17 @@ class AnswerStatus(BaseModel):
 
     @classmethod
     def of(cls, task: AIProcessingTask) -> "AnswerStatus":
+        answer = task.ai_response if task.status == TaskStatus.COMPLETED else None
         return cls(
             task_id=task.id,
             conversation_id=task.conversation_id,
             status=task.status,
             attempts=task.attempts,
-            answer=task.ai_response if task.status == TaskStatus.COMPLETED else None,
+            answer=answer,
+            ai_response=answer,
             input_tokens=task.input_tokens,
             output_tokens=task.output_tokens,
+            tokens_used=task.input_tokens + task.output_tokens,
             created_at=task.created_at,
             started_at=task.started_at,
             completed_at=task.completed_at,
@@ -61,11 +66,11 @@ async def ai_status(task_id: uuid.UUID, session: SessionDep) -> AnswerStatus:
 @router.get(
     "/conversation/{conversation_id}/latest-ai-response",
     response_model=AnswerStatus,
-    summary="The latest task of a conversation (admin token required)",
+    summary="The latest answered task of a conversation (admin token required)",
     responses={**ADMIN_ERRORS, **error_responses(404)},
 )
 async def latest_ai_response(conversation_id: RowId, session: SessionDep, _: AdminDep) -> AnswerStatus:
-    task = await queue.latest_task_of_conversation(session, conversation_id)
+    task = await queue.latest_answered_task(session, conversation_id)
     if task is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no answer in this conversation")
     return AnswerStatus.of(task)

@@ -2,13 +2,15 @@
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 MAX_UTTERANCE_CHARS = 2000
 MAX_USER_ID_CHARS = 70
 MAX_BOT_ID_CHARS = 100
 MAX_BLOCK_NAME_CHARS = 200
+# Validation context key: the bot id a request without `bot` belongs to (the server's DEFAULT_BOT_ID).
+DEFAULT_BOT_CONTEXT = "default_bot_id"
 
 
 def _none_as_empty(value: Any) -> Any:
@@ -102,12 +104,32 @@ class Flow(_KakaoModel):
 class SkillPayload(_KakaoModel):
     """One skill request: one user utterance."""
 
-    bot: Bot
+    # Hand-written requests (seed 003's curl walk-through) leave `bot` out; the default comes from the context.
+    bot: Bot = Field(
+        default=None,
+        validate_default=True,
+        description="Kakao always sends it; when absent or null the server's DEFAULT_BOT_ID is used",
+    )
     user_request: UserRequest
+    # Seed 003's clients put the callback URL at the top level; `userRequest.callbackUrl` wins when both are set.
+    callback_url: str | None = Field(default=None, description="Used only when userRequest.callbackUrl is absent")
     action: Action | None = None
     intent: Intent | None = None
     contexts: list[dict[str, Any]] | None = None
     flow: Flow | None = None
+
+    @field_validator("bot", mode="before")
+    @classmethod
+    def _default_bot(cls, value: Any, info: ValidationInfo) -> Any:
+        default = (info.context or {}).get(DEFAULT_BOT_CONTEXT)
+        if value is None and default:
+            return {"id": default}
+        return value
+
+    @property
+    def requested_callback_url(self) -> str | None:
+        """The callback URL the request asks for (not yet vetted): the nested one, else the top-level one."""
+        return self.user_request.callback_url or self.callback_url
 
     @property
     def bot_key(self) -> str:

@@ -10,12 +10,13 @@ from loguru import logger
 
 from app.config import Settings
 from app.db import Database
-from app.kakao import SkillResponse, callback_ack, check_callback_url, redact_callback_url, text_reply
+from app.kakao import SkillResponse, callback_ack, redact_callback_url, text_reply
 from app.kakao.payload import SkillPayload
 from app.models import Role
 from app.queue import Wakeup, enqueue, take_pending_answers
 from app.services import texts
 from app.services.answers import late_answer_reply, wait_for_answer
+from app.services.callback_policy import callback_problem
 from app.services.commands import COMMANDS, CommandContext, name_mode_reply
 from app.services.conversations import add_message, current_conversation
 from app.queue.intake import Intake, store_and_enqueue
@@ -44,13 +45,11 @@ class SkillService:
 
     def callback_problem(self, url: str) -> str | None:
         """Why `url` may not receive a callback, or None when it passes the allow-list."""
-        return check_callback_url(
-            url, self.settings.kakao_callback_allowed_hosts, allow_http=self.settings.kakao_callback_allow_http
-        )
+        return callback_problem(url, self.settings)
 
     def trusted_callback(self, payload: SkillPayload) -> str | None:
         """The request's callback URL if it passes the allow-list; untrusted ones are never contacted."""
-        url = payload.user_request.callback_url
+        url = payload.requested_callback_url
         if not url:
             return None
         reason = self.callback_problem(url)

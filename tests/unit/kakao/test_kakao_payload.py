@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.kakao.payload import MAX_UTTERANCE_CHARS, SkillPayload
+from app.kakao.payload import DEFAULT_BOT_CONTEXT, MAX_UTTERANCE_CHARS, SkillPayload
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "kakao"
 REQUEST_FIXTURES = sorted(FIXTURES.glob("skill_request_*.json"))
@@ -119,6 +119,32 @@ def test_populate_by_field_name() -> None:
     )
 
     assert payload.user_request.callback_url == "https://h/"
+
+
+@pytest.mark.parametrize("bot", [{}, {"bot": None}], ids=["absent", "null"])
+def test_missing_bot_takes_the_default_from_the_context(bot: dict[str, Any]) -> None:
+    data = {"userRequest": {"utterance": "안녕", "user": {"id": "u"}}, **bot}
+
+    payload = SkillPayload.model_validate(data, context={DEFAULT_BOT_CONTEXT: "default"})
+
+    assert payload.bot_key == "default"
+    with pytest.raises(ValidationError):
+        SkillPayload.model_validate(data)
+
+
+def test_a_sent_bot_wins_over_the_default() -> None:
+    payload = SkillPayload.model_validate(load("skill_request_basic.json"), context={DEFAULT_BOT_CONTEXT: "default"})
+
+    assert payload.bot_key == "65a1f0c2e4b0d1a2b3c4d5e6"
+
+
+def test_top_level_callback_url_is_used_only_without_a_nested_one() -> None:
+    data = load("skill_request_basic.json")
+    data["callbackUrl"] = "https://top/"
+    assert SkillPayload.model_validate(data).requested_callback_url == "https://top/"
+
+    data["userRequest"]["callbackUrl"] = "https://nested/"
+    assert SkillPayload.model_validate(data).requested_callback_url == "https://nested/"
 
 
 @pytest.mark.parametrize(
