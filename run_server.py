@@ -10,7 +10,7 @@ from app.logs import LOGGING_INI, setup_logging
 from app.main import create_app
 from app.services.knowledge import KnowledgeBase
 from app.services.pipeline import build_pipeline
-from worker.runtime import Worker
+from worker.runtime import Worker, worker_database
 
 
 async def main() -> None:
@@ -32,15 +32,18 @@ async def main() -> None:
     # found; an ignoring handler lets the worker drain gracefully instead of the process dying.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
-    # One knowledge base for the API and the worker: one Chroma client and lexical index per process.
+    # One knowledge base and one answer pipeline (one OpenAI client) for the API and the worker.
     knowledge = app.state.knowledge = KnowledgeBase(settings)
-    pipeline = build_pipeline(settings, app.state.db, knowledge=knowledge)
-    worker = Worker(settings, app.state.db, pipeline, wakeup=app.state.wakeup)
+    db = worker_database(settings)
+    pipeline = app.state.pipeline = build_pipeline(settings, db, knowledge=knowledge)
+    worker = Worker(settings, db, pipeline, wakeup=app.state.wakeup)
     await worker.start()
     try:
         await server.serve()
     finally:
         await worker.stop()
+        await pipeline.aclose()
+        await db.dispose()
         await app.state.db.dispose()
 
 

@@ -2,7 +2,7 @@
 
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db_logs = DatabaseLogSink(app.state.db.sessions, secrets=settings.secrets()).start()
         yield
         await db_logs.stop()
+        await app.state.closing.aclose()
         await app.state.db.dispose()
 
     app = FastAPI(
@@ -43,6 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = Database(settings)
+    # What the app builds on first use (the pipeline of an API-only process) is closed at shutdown.
+    app.state.closing = AsyncExitStack()
     app.state.wakeup = Wakeup()
     app.state.skill = SkillService(settings, app.state.db, app.state.wakeup)
     app.add_exception_handler(DBAPIError, invalid_value)

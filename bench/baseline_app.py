@@ -9,14 +9,14 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from bench.common import dsn
+from app.db import pg_dsn
 
 ACK = {"version": "2.0", "useCallback": True, "data": {"text": "AI가 답변을 생성하고 있어요!"}}
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    app.state.pool = await asyncpg.create_pool(dsn(os.environ["DATABASE_URL"]), min_size=10, max_size=10)
+    app.state.pool = await asyncpg.create_pool(pg_dsn(os.environ["DATABASE_URL"]), min_size=10, max_size=10)
     await app.state.pool.execute("CREATE TABLE IF NOT EXISTS bench_baseline (id bigserial PRIMARY KEY, body jsonb)")
     yield
     await app.state.pool.close()

@@ -14,20 +14,12 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from app.db import pg_dsn
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") or (
     "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
-
-
-def dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
@@ -36,7 +28,7 @@ def throwaway_database(prefix: str) -> Iterator[str]:
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
 
     async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(dsn(PG_URL))
+        conn = await asyncpg.connect(pg_dsn(PG_URL))
         try:
             await conn.execute(sql)
         finally:

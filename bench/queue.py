@@ -22,16 +22,16 @@ import httpx
 from sqlalchemy import func, select
 
 from app.config import Settings
-from app.db import Database
+from app.db import Database, pg_dsn
 from app.logs import setup_logging
 from app.models import AIProcessingTask, CallbackStatus, TaskStatus, utcnow
 from app.queue import ClaimedTask, StoredAnswer, enqueue
 from app.queue.sql import ENQUEUE_SQL
-from worker.store import QueueStore
 from app.services.llm import ChatMessage, LLMClient
 from app.services.pipeline import Answer, AnswerPipeline, build_pipeline
-from bench.common import ROOT, dsn, free_port, percentile, server, throwaway_database
+from bench.common import ROOT, free_port, percentile, server, throwaway_database
 from worker.runtime import Worker
+from worker.store import QueueStore
 
 MESSAGE_SQL = """
 WITH u AS (
@@ -69,6 +69,8 @@ def bench_settings(url: str, fake_port: int, llm_delay: float = 0.0, **overrides
 
 
 class NoopPipeline:
+    llm = None
+
     async def answer(self, task: ClaimedTask, *, timeout: float) -> Answer:
         return Answer(text="ok")
 
@@ -132,10 +134,10 @@ async def pgqueuer_cycle(url: str, n: int) -> tuple[float, float]:
     from pgqueuer.queries import Queries
     from pgqueuer.types import QueueExecutionMode
 
-    conn = await asyncpg.connect(dsn(url))
+    conn = await asyncpg.connect(pg_dsn(url))
     await Queries(AsyncpgDriver(conn)).install()
     await conn.close()
-    conn = await asyncpg.connect(dsn(url))
+    conn = await asyncpg.connect(pg_dsn(url))
     driver = AsyncpgDriver(conn)
     queries = Queries(driver)
     started = time.perf_counter()

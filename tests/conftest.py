@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
-from app.db import Database
+from app.db import Database, pg_dsn
 from app.main import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,15 +30,8 @@ def pg_base_url() -> str:
     return os.environ.get("TEST_DATABASE_URL") or DEFAULT_PG_URL
 
 
-def _dsn(url: str, database: str | None = None) -> str:
-    parsed = make_url(url).set(drivername="postgresql")
-    if database:
-        parsed = parsed.set(database=database)
-    return parsed.render_as_string(hide_password=False)
-
-
 async def _pg_admin(sql: str) -> None:
-    conn = await asyncpg.connect(_dsn(pg_base_url()), timeout=5)
+    conn = await asyncpg.connect(pg_dsn(pg_base_url()), timeout=5)
     try:
         await conn.execute(sql)
     finally:

@@ -85,6 +85,8 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0
 class FakePipeline:
     """Answers instantly unless a scripted step says otherwise (an exception to raise or a coroutine to await)."""
 
+    llm = None
+
     def __init__(self, *script: object) -> None:
         self.script = list(script)
         self.calls: list[tuple[uuid.UUID, float]] = []

@@ -12,7 +12,8 @@ from app import queue
 from app.config import Settings
 from app.db import Database
 from app.models import utcnow
-from app.services.summaries import run_summaries
+from app.services.llm import LLMClient
+from app.services.summaries import Summarizer
 from worker.listener import PgListener
 from worker.pool import WorkerPool
 
@@ -33,6 +34,7 @@ class WorkerJobs:
         wakeup: queue.Wakeup,
         worker_id: str,
         listener: PgListener | None,
+        llm: LLMClient | None,
     ) -> None:
         self._settings = settings
         self._db = db
@@ -41,6 +43,7 @@ class WorkerJobs:
         self._wakeup = wakeup
         self._worker_id = worker_id
         self._listener = listener
+        self._llm = llm
         self._started_at = utcnow()
         self._scheduler = AsyncIOScheduler(timezone="UTC")
 
@@ -53,7 +56,7 @@ class WorkerJobs:
         self._every(self.reap, min(every, self._settings.worker_poll_seconds), first=now)
         self._every(self.heartbeat, every, first=now)
         self._every(self.prune, PRUNE_EVERY_SECONDS, first=now + timedelta(seconds=60))
-        if self._settings.openai_api_key:  # offline mode keeps no summaries (docs/pipeline.md)
+        if self._llm is not None:  # offline mode keeps no summaries (docs/pipeline.md)
             summary_every = self._settings.summary_interval_seconds
             self._every(self.summarize, summary_every, first=now + timedelta(seconds=summary_every))
         self._scheduler.start()
@@ -100,7 +103,8 @@ class WorkerJobs:
 
     async def summarize(self) -> None:
         """Fold ended conversations into their users' rolling summaries."""
-        await run_summaries(self._settings, self._db.sessions)
+        if self._llm is not None:
+            await Summarizer(self._settings, self._db.sessions, self._llm).run()
 
     async def forget(self) -> None:
         """Remove this worker's heartbeat row on a clean stop."""

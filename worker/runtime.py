@@ -13,22 +13,28 @@ from loguru import logger
 from app.config import Settings
 from app.db import Database, pg_dsn
 from app.queue import NOTIFY_CHANNEL, Wakeup
-from worker.store import QueueStore
-from worker.delivery import (
-    CALLBACK_CONNECTIONS,
-    CALLBACK_KEEPALIVE_SECONDS,
-    Delivery,
-)
 from app.services.pipeline import AnswerPipeline
+from worker.delivery import CALLBACK_CONNECTIONS, CALLBACK_KEEPALIVE_SECONDS, Delivery
 from worker.jobs import WorkerJobs
 from worker.listener import PgListener
 from worker.pool import WorkerPool
 from worker.retry import RetryPolicy
 from worker.runner import TaskRunner
+from worker.store import QueueStore
 
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def worker_database(settings: Settings) -> Database:
+    """The worker's database handle, standalone or embedded.
+
+    WORKER_CONCURRENCY tasks share DB_POOL_SIZE connections, so a task often waits for one; it must wait
+    its turn (each task is bounded by its answer timeout) rather than fail after DB_POOL_TIMEOUT and be
+    retried, which under load turned answers into apologies (tests/e2e, 1,000 users).
+    """
+    return Database(settings, pool_timeout=settings.task_answer_timeout_seconds)
 
 
 class Worker:
@@ -89,6 +95,7 @@ class Worker:
             wakeup=self.wakeup,
             worker_id=self.worker_id,
             listener=self.listener,
+            llm=pipeline.llm,
         )
         self._loop_task: asyncio.Task[None] | None = None
 

@@ -12,13 +12,13 @@ from app import queue
 from app.api.deps import ADMIN_ERRORS, Offset, error_responses, require_admin
 from app.db import SessionDep
 from app.kakao import redact_callback_url
-from app.models import AIProcessingTask, EventLog, TaskStatus, WorkerHeartbeat, utcnow
+from app.models import AIProcessingTask, TaskStatus, WorkerHeartbeat, utcnow
+from app.services import events
 
 router = APIRouter(
     prefix="/admin", tags=["admin: queue"], dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS
 )
 
-TASK_RETRIED_EVENT = "task_retried_by_admin"
 
 
 class TaskView(BaseModel):
@@ -107,7 +107,9 @@ async def retry_task(task_id: uuid.UUID, session: SessionDep, request: Request) 
             raise HTTPException(status.HTTP_404_NOT_FOUND, "task not found")
         if not await queue.retry_failed(session, task_id, now=utcnow()):
             raise HTTPException(status.HTTP_409_CONFLICT, f"only failed tasks can be retried (status is {task.status})")
-        session.add(EventLog(user_id=task.user_id, bot_id=task.bot_id, event_type=TASK_RETRIED_EVENT, detail=str(task_id)))
+        await events.record_event(
+            session, events.TASK_RETRIED, user_id=task.user_id, bot_id=task.bot_id, detail=str(task_id)
+        )
     request.app.state.wakeup.notify()
     async with session.begin():
         return TaskView.of(await queue.get_task(session, task_id))  # type: ignore[arg-type]

@@ -8,6 +8,8 @@ from fastapi import Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel
 
 from app.config import Settings
+from app.services.knowledge import KnowledgeBase
+from app.services.pipeline import AnswerPipeline, build_pipeline
 
 
 class ErrorDetail(BaseModel):
@@ -51,3 +53,25 @@ async def require_admin(request: Request) -> None:
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
+
+
+async def get_knowledge(request: Request) -> KnowledgeBase:
+    """The process's knowledge base, created on first use so routes that never need it load nothing."""
+    kb = getattr(request.app.state, "knowledge", None)
+    if kb is None:
+        kb = request.app.state.knowledge = KnowledgeBase(request.app.state.settings)
+    return kb
+
+
+async def get_pipeline(request: Request) -> AnswerPipeline:
+    """The process's answer pipeline (the embedded worker's own, when there is one), created on first use."""
+    pipeline = getattr(request.app.state, "pipeline", None)
+    if pipeline is None:
+        state = request.app.state
+        pipeline = state.pipeline = build_pipeline(state.settings, state.db, knowledge=await get_knowledge(request))
+        state.closing.push_async_callback(pipeline.aclose)
+    return pipeline
+
+
+KnowledgeDep = Annotated[KnowledgeBase, Depends(get_knowledge)]
+PipelineDep = Annotated[AnswerPipeline, Depends(get_pipeline)]

@@ -17,13 +17,19 @@ from fastapi import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
-from app.api.deps import ADMIN_ERRORS, Offset, error_responses, require_admin
+from app.api.deps import (
+    ADMIN_ERRORS,
+    KnowledgeDep,
+    Offset,
+    PipelineDep,
+    error_responses,
+    require_admin,
+)
 from app.config import Settings
 from app.db import SessionDep
 from app.models import KnowledgeDocument
 from app.services.errors import PermanentError, RetryableError
-from app.services.knowledge import KnowledgeBase, Passage, SearchFilter, documents
-from app.services.knowledge.answering import QueryAnswer, answer_question
+from app.services.knowledge import Passage, SearchFilter, documents
 from app.services.knowledge.errors import (
     DocumentConflict,
     DocumentTooLarge,
@@ -34,6 +40,7 @@ from app.services.knowledge.errors import (
 from app.services.knowledge.ingest import delete_document, ingest
 from app.services.knowledge.parsing import parse_file
 from app.services.knowledge.schemas import DocType, FaqPair, ParsedDocument, Section
+from app.services.pipeline import OFFLINE_MODEL, free_question
 
 router = APIRouter(
     prefix="/api/knowledge", tags=["admin: knowledge"], dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS
@@ -48,17 +55,6 @@ _STATUS = {
     DocumentTooLarge: status.HTTP_413_CONTENT_TOO_LARGE,
     DocumentConflict: status.HTTP_409_CONFLICT,
 }
-
-
-async def get_knowledge(request: Request) -> KnowledgeBase:
-    """The process's knowledge base, created on first use so routes that never need it load nothing."""
-    kb = getattr(request.app.state, "knowledge", None)
-    if kb is None:
-        kb = request.app.state.knowledge = KnowledgeBase(request.app.state.settings)
-    return kb
-
-
-KnowledgeDep = Annotated[KnowledgeBase, Depends(get_knowledge)]
 
 
 class TextDocument(BaseModel):
@@ -114,6 +110,15 @@ class QueryRequest(BaseModel):
 
     bot_id: BotId
     question: str = Field(min_length=1, max_length=2000)
+
+
+class QueryAnswer(BaseModel):
+    """The bot's answer to a free question, as a Kakao user without history would get it."""
+
+    answer: str
+    mode: Literal["llm", "offline"]
+    found: bool
+    sources: list[Passage]
 
 
 _UPLOAD_DOC = {
@@ -191,15 +196,16 @@ async def search(body: SearchRequest, kb: KnowledgeDep) -> SearchResult:
 
 
 @router.post("/query", response_model=QueryAnswer, responses=error_responses(400, 502, 503))
-async def query(body: QueryRequest, request: Request, session: SessionDep, kb: KnowledgeDep) -> QueryAnswer:
+async def query(body: QueryRequest, request: Request, pipeline: PipelineDep) -> QueryAnswer:
+    timeout = request.app.state.settings.task_answer_timeout_seconds
     try:
-        return await answer_question(
-            session, kb, request.app.state.settings, bot_id=body.bot_id, question=body.question
-        )
+        answer = await pipeline.answer_question(free_question(body.bot_id, body.question), timeout=timeout)
     except RetryableError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"AI 서버가 응답하지 않아요: {exc}") from None
     except PermanentError as exc:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"AI 요청이 거절됐어요: {exc}") from None
+    mode = "offline" if answer.model == OFFLINE_MODEL else "llm"
+    return QueryAnswer(answer=answer.text, mode=mode, found=answer.found, sources=answer.passages)
 
 
 async def _read_upload(request: Request, limit: int) -> ParsedDocument:

@@ -3,9 +3,9 @@
 Imports nothing else from `app`; settings arrive as function arguments.
 """
 
-from app.kakao.builders import DEFAULT_ACK_TEXT, EMPTY_ANSWER_TEXT, callback_ack, text_reply
+from app.kakao.builders import EMPTY_ANSWER_TEXT, callback_ack, text_reply
 from app.kakao.callback import CallbackOutcome, CallbackResult, send_callback
-from app.kakao.callback_url import KAKAO_CALLBACK_HOST, check_callback_url, redact_callback_url
+from app.kakao.callback_url import check_callback_url, redact_callback_url
 from app.kakao.format import CUT_MARKER, format_answer, split_bubbles, strip_markdown
 from app.kakao.payload import MAX_UTTERANCE_CHARS, SkillPayload
 from app.kakao.response import (
@@ -28,9 +28,7 @@ from app.kakao.response import (
 
 __all__ = [
     "CUT_MARKER",
-    "DEFAULT_ACK_TEXT",
     "EMPTY_ANSWER_TEXT",
-    "KAKAO_CALLBACK_HOST",
     "MAX_UTTERANCE_CHARS",
     "BasicCard",
     "Button",

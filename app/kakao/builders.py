@@ -7,7 +7,6 @@ from app.kakao.format import format_answer
 from app.kakao.limits import MAX_LABEL_CHARS
 from app.kakao.response import Output, QuickReply, SimpleText, SkillResponse, SkillTemplate
 
-DEFAULT_ACK_TEXT = "AI가 답변을 생성하고 있어요!"
 EMPTY_ANSWER_TEXT = "답변을 만들지 못했어요. 잠시 후 다시 질문해 주세요."
 _ELLIPSIS = "…"
 
@@ -44,6 +43,6 @@ def text_reply(text: str, quick_replies: Sequence[QuickReply | str] | None = Non
     return SkillResponse(template=template)
 
 
-def callback_ack(text: str = DEFAULT_ACK_TEXT) -> SkillResponse:
+def callback_ack(text: str) -> SkillResponse:
     """The immediate reply that tells Kakao the answer will come through the callback URL."""
     return SkillResponse(use_callback=True, data={"text": text})

@@ -1,4 +1,4 @@
-"""SSRF guard and log redaction for `userRequest.callbackUrl` (PROTOCOL.md section 4).
+"""SSRF guard and log redaction for `userRequest.callbackUrl` (settings: README, `KAKAO_CALLBACK_ALLOWED_HOSTS`).
 
 The callback URL comes from an unsigned request body, so it is attacker-controlled until checked.
 The check compares the URL as given; it never normalises or re-encodes it.
@@ -8,7 +8,6 @@ import re
 from collections.abc import Collection
 from urllib.parse import unquote, urlsplit
 
-KAKAO_CALLBACK_HOST = "bot-api.kakao.com"
 KAKAO_CALLBACK_PATH_PREFIX = "/v1/bots/"
 MAX_CALLBACK_URL_CHARS = 2048
 

@@ -1,4 +1,4 @@
-"""Size limits of the Kakao skill response (PROTOCOL.md section 2)."""
+"""Size limits of the Kakao skill response (Kakao i Open Builder guide: skill_guide/answer_json_format)."""
 
 MAX_OUTPUTS = 3
 MAX_QUICK_REPLIES = 10

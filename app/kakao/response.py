@@ -37,14 +37,6 @@ class _ResponseModel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=to_camel)
 
 
-def _check_buttons(buttons: list["Button"] | None, layout: ButtonLayout | None) -> None:
-    count = len(buttons or [])
-    if count > MAX_CARD_BUTTONS:
-        raise ValueError(f"a card holds at most {MAX_CARD_BUTTONS} buttons")
-    if layout == "horizontal" and count > MAX_HORIZONTAL_BUTTONS:
-        raise ValueError(f"a horizontal layout holds at most {MAX_HORIZONTAL_BUTTONS} buttons")
-
-
 class Link(_ResponseModel):
     """Link targets per platform."""
 
@@ -131,28 +123,35 @@ class SimpleImage(_ResponseModel):
     alt_text: str
 
 
-class BasicCard(_ResponseModel):
-    """A card with a required thumbnail."""
+class _Card(_ResponseModel):
+    """A component with buttons: at most three, two when laid out side by side."""
 
-    title: str | None = Field(default=None, max_length=MAX_BASIC_CARD_TITLE_CHARS)
-    description: str | None = Field(default=None, max_length=MAX_BASIC_CARD_DESCRIPTION_CHARS)
-    thumbnail: Thumbnail
     buttons: list[Button] | None = None
     button_layout: ButtonLayout | None = None
 
     @model_validator(mode="after")
     def _buttons_fit(self) -> Self:
-        _check_buttons(self.buttons, self.button_layout)
+        count = len(self.buttons or [])
+        if count > MAX_CARD_BUTTONS:
+            raise ValueError(f"a card holds at most {MAX_CARD_BUTTONS} buttons")
+        if self.button_layout == "horizontal" and count > MAX_HORIZONTAL_BUTTONS:
+            raise ValueError(f"a horizontal layout holds at most {MAX_HORIZONTAL_BUTTONS} buttons")
         return self
 
 
-class TextCard(_ResponseModel):
+class BasicCard(_Card):
+    """A card with a required thumbnail."""
+
+    title: str | None = Field(default=None, max_length=MAX_BASIC_CARD_TITLE_CHARS)
+    description: str | None = Field(default=None, max_length=MAX_BASIC_CARD_DESCRIPTION_CHARS)
+    thumbnail: Thumbnail
+
+
+class TextCard(_Card):
     """A text-only card; title and description share one length budget."""
 
     title: str | None = None
     description: str | None = None
-    buttons: list[Button] | None = None
-    button_layout: ButtonLayout | None = None
 
     @property
     def text_length(self) -> int:
@@ -164,7 +163,6 @@ class TextCard(_ResponseModel):
             raise ValueError("a textCard needs a title or a description")
         if self.text_length > MAX_TEXT_CARD_CHARS:
             raise ValueError(f"textCard title+description exceed {MAX_TEXT_CARD_CHARS} characters")
-        _check_buttons(self.buttons, self.button_layout)
         return self
 
 
@@ -187,18 +185,11 @@ class ListItem(_ResponseModel):
     extra: dict[str, Any] | None = None
 
 
-class ListCard(_ResponseModel):
+class ListCard(_Card):
     """A header with up to five rows."""
 
     header: ListCardHeader
     items: list[ListItem] = Field(min_length=1, max_length=MAX_LIST_CARD_ITEMS)
-    buttons: list[Button] | None = None
-    button_layout: ButtonLayout | None = None
-
-    @model_validator(mode="after")
-    def _buttons_fit(self) -> Self:
-        _check_buttons(self.buttons, self.button_layout)
-        return self
 
 
 class ItemHead(_ResponseModel):
@@ -222,7 +213,7 @@ class ItemListEntry(_ResponseModel):
     description: str
 
 
-class ItemCard(_ResponseModel):
+class ItemCard(_Card):
     """A receipt-like card of title/description pairs."""
 
     thumbnail: Thumbnail | None = None
@@ -234,16 +225,9 @@ class ItemCard(_ResponseModel):
     item_list_summary: ItemListEntry | None = None
     title: str | None = None
     description: str | None = None
-    buttons: list[Button] | None = None
-    button_layout: ButtonLayout | None = None
-
-    @model_validator(mode="after")
-    def _buttons_fit(self) -> Self:
-        _check_buttons(self.buttons, self.button_layout)
-        return self
 
 
-class CommerceCard(_ResponseModel):
+class CommerceCard(_Card):
     """A product card."""
 
     title: str | None = None
@@ -255,13 +239,6 @@ class CommerceCard(_ResponseModel):
     discounted_price: int | None = None
     thumbnails: list[Thumbnail] = Field(min_length=1, max_length=1)
     profile: Profile | None = None
-    buttons: list[Button] | None = None
-    button_layout: ButtonLayout | None = None
-
-    @model_validator(mode="after")
-    def _buttons_fit(self) -> Self:
-        _check_buttons(self.buttons, self.button_layout)
-        return self
 
 
 class CarouselHeader(_ResponseModel):

@@ -5,11 +5,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Conversation, EventLog, Message, Role
+from app.models import Conversation, Message, Role
+from app.services import events
 
 _conv = Conversation.__table__
 _msg = Message.__table__
-_event = EventLog.__table__
 
 
 async def current_conversation(
@@ -37,10 +37,8 @@ async def current_conversation(
             insert(_conv).values(user_id=user_id, started_at=now, last_message_at=now).returning(_conv.c.id)
         )
     ).scalar_one()
-    await session.execute(
-        insert(_event).values(
-            user_id=user_id, bot_id=bot_id, event_type="conversation_started", detail=str(conv_id), created_at=now
-        )
+    await events.record_event(
+        session, events.CONVERSATION_STARTED, user_id=user_id, bot_id=bot_id, detail=str(conv_id), now=now
     )
     return conv_id
 

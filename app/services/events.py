@@ -11,9 +11,13 @@ from app.models import EventLog, utcnow
 
 _event = EventLog.__table__
 
+CONVERSATION_STARTED = "conversation_started"  # also written by the intake statement (app.queue.sql)
+NAME_SET = "name_set"
+NAME_CHANGED = "name_changed"
 LLM_FAILED = "llm_failed"
 SUMMARY_UPDATED = "summary_updated"
 SUMMARY_FAILED = "summary_failed"
+TASK_RETRIED = "task_retried_by_admin"
 
 
 async def record_event(
@@ -22,16 +26,16 @@ async def record_event(
     *,
     user_id: int | None = None,
     bot_id: str | None = None,
-    detail: dict[str, Any] | None = None,
+    detail: dict[str, Any] | str | None = None,
     now: datetime | None = None,
 ) -> None:
-    """Add one event in the caller's transaction; `detail` is stored as JSON."""
+    """Add one event in the caller's transaction; a dict `detail` is stored as JSON, a string as it is."""
     await session.execute(
         insert(_event).values(
             user_id=user_id,
             bot_id=bot_id,
             event_type=event_type,
-            detail=json.dumps(detail, ensure_ascii=False) if detail is not None else None,
+            detail=json.dumps(detail, ensure_ascii=False) if isinstance(detail, dict) else detail,
             created_at=now or utcnow(),
         )
     )

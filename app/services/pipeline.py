@@ -1,11 +1,15 @@
-"""The answer to one claimed task: memory and knowledge into the active template, then the LLM.
+"""The one answer path: memory and knowledge into the active template, then the LLM.
 
+A claimed task (the worker) and a free question (`POST /api/knowledge/query`) go through the same steps.
 Without `OPENAI_API_KEY` the offline pipeline answers from the knowledge base alone, saying so.
 """
 
 import asyncio
 import json
 import time
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -23,7 +27,7 @@ from app.services.knowledge.documents import has_documents
 from app.services.knowledge.offline import compose
 from app.services.llm import ChatMessage, LLMClient
 from app.services.names import extract_name, mentions_name
-from app.services.users import set_name
+from app.services.users import ANONYMOUS, set_name
 
 # Recorded as the model of offline answers in `promptlog`.
 OFFLINE_MODEL = "offline-knowledge-base"
@@ -33,15 +37,33 @@ _MAX_EVENT_ERROR = 300
 
 
 class Answer(StoredAnswer):
-    """A finished answer: what is stored, plus how it is shown in Kakao."""
+    """A finished answer: what is stored, plus how it is shown in Kakao and the passages it drew on."""
 
     quick_replies: list[str] = []
+    passages: list[Passage] = []
+    found: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """What an answer is built for: the bot, the block, and the remembered turn (task id for the logs)."""
+
+    bot_id: str
+    block_name: str | None
+    turn: memory.Turn
+    task_id: uuid.UUID | None = None
 
 
 class AnswerPipeline(Protocol):
-    """Builds the answer to one claimed task; raises `RetryableError` or `PermanentError` on failure."""
+    """Builds answers; raises `RetryableError` or `PermanentError` on failure."""
+
+    llm: LLMClient | None
 
     async def answer(self, task: ClaimedTask, *, timeout: float) -> Answer: ...
+
+    async def answer_question(self, question: Question, *, timeout: float) -> Answer: ...
+
+    async def aclose(self) -> None: ...
 
 
 class Context:
@@ -71,40 +93,72 @@ class Context:
         logger.info("Task {}: the user stated their name; stored for user {}", task.id, turn.user.id)
         return turn.with_name(name)
 
-    async def passages(self, task: ClaimedTask, query: str, *, k: int | None = None) -> list[Passage]:
+    async def question(self, task: ClaimedTask) -> Question:
+        return Question(bot_id=task.bot_id, block_name=task.block_name, turn=await self.turn(task), task_id=task.id)
+
+    async def passages(self, question: Question, *, k: int | None = None) -> list[Passage]:
         """Passages above the threshold; none (and nothing loaded) for a bot without documents."""
         async with self.sessions() as session:
-            if not await has_documents(session, task.bot_id):
+            if not await has_documents(session, question.bot_id):
                 return []
         try:
-            return await self.knowledge.retrieve(task.bot_id, query, k=k)
+            return await self.knowledge.retrieve(question.bot_id, question.turn.utterance, k=k)
         except AnswerError:
             raise  # an embedding API failure follows the task's retry policy
         except Exception as exc:  # noqa: BLE001 - a broken index must not stop answers
             logger.warning("Task {}: knowledge retrieval failed, answering without it: {}: {}",
-                           task.id, type(exc).__name__, exc)
+                           question.task_id, type(exc).__name__, exc)
             return []
 
 
-class LLMPipeline:
-    """System prompt (template + name + summary + passages), the conversation so far, the utterance."""
+def free_question(bot_id: str, utterance: str) -> Question:
+    """A question asked outside any conversation: no user, no history, no summary."""
+    return Question(
+        bot_id=bot_id, block_name=None, turn=memory.Turn(user=ANONYMOUS, utterance=utterance, history=[], summary=None)
+    )
 
-    def __init__(self, context: Context, llm: LLMClient) -> None:
+
+class BasePipeline(ABC):
+    """A task's answer is its question's answer: the turn is loaded, then `answer_question` builds it."""
+
+    llm: LLMClient | None = None
+
+    def __init__(self, context: Context) -> None:
         self.context = context
-        self.llm = llm
 
     async def answer(self, task: ClaimedTask, *, timeout: float) -> Answer:
         started = time.monotonic()
         async with asyncio.timeout(timeout):
-            turn = await self.context.turn(task)
-            passages = await self.context.passages(task, turn.utterance)
+            question = await self.context.question(task)
+        return await self.answer_question(question, timeout=timeout - (time.monotonic() - started))
+
+    @abstractmethod
+    async def answer_question(self, question: Question, *, timeout: float) -> Answer: ...
+
+    async def aclose(self) -> None:
+        await self.context.knowledge.aclose()
+
+
+class LLMPipeline(BasePipeline):
+    """System prompt (template + name + summary + passages), the conversation so far, the utterance."""
+
+    def __init__(self, context: Context, llm: LLMClient) -> None:
+        super().__init__(context)
+        self.llm = llm
+
+    async def answer_question(self, question: Question, *, timeout: float) -> Answer:
+        started = time.monotonic()
+        async with asyncio.timeout(timeout):
+            passages = await self.context.passages(question)
             async with self.context.sessions() as session:
-                template = await prompts.resolve_template(session, bot_id=task.bot_id, block_name=task.block_name)
-            messages = self.messages(turn, template.system_prompt, passages)
+                template = await prompts.resolve_template(
+                    session, bot_id=question.bot_id, block_name=question.block_name
+                )
+            messages = self.messages(question.turn, template.system_prompt, passages)
             try:
                 result = await self.llm.complete(messages, timeout=timeout - (time.monotonic() - started))
             except PermanentError as exc:
-                await self._record_failure(task, exc)
+                await self._record_failure(question, exc)
                 raise
         return Answer(
             text=result.text,
@@ -117,6 +171,8 @@ class LLMPipeline:
             template_version=template.version,
             rendered_prompt=json.dumps([m.model_dump() for m in messages], ensure_ascii=False),
             sources=sources_json(passages),
+            passages=passages,
+            found=bool(passages),
         )
 
     def messages(self, turn: memory.Turn, system_prompt: str, passages: list[Passage]) -> list[ChatMessage]:
@@ -138,44 +194,42 @@ class LLMPipeline:
             ChatMessage(role="user", content=turn.utterance),
         ]
 
-    async def _record_failure(self, task: ClaimedTask, exc: PermanentError) -> None:
+    async def _record_failure(self, question: Question, exc: PermanentError) -> None:
+        if question.task_id is None:
+            return  # a free question's caller gets the error itself
         try:
             async with self.context.sessions.begin() as session:
                 await events.record_event(
                     session,
                     events.LLM_FAILED,
-                    user_id=task.user_id,
-                    bot_id=task.bot_id,
-                    detail={"task_id": str(task.id), "error": str(exc)[:_MAX_EVENT_ERROR]},
+                    user_id=question.turn.user.id,
+                    bot_id=question.bot_id,
+                    detail={"task_id": str(question.task_id), "error": str(exc)[:_MAX_EVENT_ERROR]},
                 )
         except Exception as db_exc:  # noqa: BLE001 - the task's own failure is what matters
-            logger.warning("Task {}: could not record the LLM failure: {}", task.id, type(db_exc).__name__)
+            logger.warning("Task {}: could not record the LLM failure: {}", question.task_id, type(db_exc).__name__)
 
     async def aclose(self) -> None:
         await self.llm.aclose()
-        await self.context.knowledge.aclose()
+        await super().aclose()
 
 
-class OfflinePipeline:
+class OfflinePipeline(BasePipeline):
     """No LLM: the best knowledge-base passage, said to come from the knowledge base, or an honest "모르겠어요"."""
 
-    def __init__(self, context: Context) -> None:
-        self.context = context
-
-    async def answer(self, task: ClaimedTask, *, timeout: float) -> Answer:
+    async def answer_question(self, question: Question, *, timeout: float) -> Answer:
         async with asyncio.timeout(timeout):
-            turn = await self.context.turn(task)
-            passages = await self.context.passages(task, turn.utterance, k=OFFLINE_PASSAGES)
+            passages = await self.context.passages(question, k=OFFLINE_PASSAGES)
         result = compose(passages)
+        utterance = question.turn.utterance
         return Answer(
             text=result.text,
             model=OFFLINE_MODEL,
-            rendered_prompt=json.dumps([{"role": "user", "content": turn.utterance}], ensure_ascii=False),
+            rendered_prompt=json.dumps([{"role": "user", "content": utterance}], ensure_ascii=False),
             sources=sources_json(result.sources),
+            passages=result.sources,
+            found=result.found,
         )
-
-    async def aclose(self) -> None:
-        await self.context.knowledge.aclose()
 
 
 def build_pipeline(

@@ -8,7 +8,6 @@ overwrite each other. A failure is logged and the conversation is tried again on
 never wait for any of this.
 """
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -22,6 +21,7 @@ from app.config import Settings
 from app.models import AppUser, Conversation, Message, Role, UserSummary, utcnow
 from app.services import events
 from app.services.errors import PermanentError
+from app.services.excerpt import bounded
 from app.services.llm import ChatMessage, LLMClient
 from app.services.memory import trim_history
 
@@ -34,7 +34,6 @@ TRANSCRIPT_MAX_MESSAGES = 400
 LLM_TIMEOUT_SECONDS = 60.0
 NOTHING = "(없음)"
 _SPEAKERS = {Role.USER: "고객", Role.ASSISTANT: "상담 챗봇"}
-_SENTENCE_END = re.compile(r"[.!?。…](?=\s)|\n")
 
 INSTRUCTIONS = """당신은 고객 상담 기록을 정리하는 도우미입니다.
 '이전 요약'과 '새 대화'를 합쳐, 다음 상담에서 참고할 고객 정보를 한국어 평문으로 요약하세요.
@@ -155,15 +154,6 @@ class Summarizer:
                            type(db_exc).__name__)
 
 
-async def run_summaries(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> SummaryRun:
-    """One run of the periodic job, with an LLM client for the run."""
-    llm = LLMClient(settings)
-    try:
-        return await Summarizer(settings, sessions, llm).run()
-    finally:
-        await llm.aclose()
-
-
 # --- SQL ----------------------------------------------------------------------------------------------------
 
 
@@ -222,13 +212,3 @@ async def mark_summarized(session: AsyncSession, conversation_id: int, *, now: d
         update(_conv).where(_conv.c.id == conversation_id, _conv.c.summarized_at.is_(None)).values(summarized_at=now)
     )
     return result.rowcount == 1
-
-
-def bounded(text: str, max_chars: int) -> str:
-    """`text` cut to `max_chars`, at a sentence end when one falls in the second half."""
-    text = text.strip()
-    if len(text) <= max_chars:
-        return text
-    ends = [m.end() for m in _SENTENCE_END.finditer(text, 0, max_chars)]
-    cut = ends[-1] if ends and ends[-1] > max_chars // 2 else max_chars
-    return text[:cut].rstrip()

@@ -1,17 +1,16 @@
 """Kakao users: one row per (bot, botUserKey)."""
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import AppUser, EventLog
+from app.models import AppUser
+from app.services import events
 
 _user = AppUser.__table__
-_event = EventLog.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +20,10 @@ class UserRef:
     id: int
     name: str | None
     name_mode: bool
+
+
+# The asker of a free question (the knowledge query API): no row, no name.
+ANONYMOUS = UserRef(id=0, name=None, name_mode=False)
 
 
 async def touch_user(session: AsyncSession, *, bot_id: str, kakao_user_id: str, now: datetime) -> UserRef:
@@ -55,12 +58,11 @@ async def set_name_mode(session: AsyncSession, user: UserRef, *, on: bool) -> No
 async def set_name(session: AsyncSession, user: UserRef, *, bot_id: str, name: str, now: datetime, source: str) -> None:
     """Store the user's name, leave name mode and record the change in `eventlog`."""
     await session.execute(update(_user).where(_user.c.id == user.id).values(name=name, name_mode=False))
-    await session.execute(
-        insert(_event).values(
-            user_id=user.id,
-            bot_id=bot_id,
-            event_type="name_changed" if user.name else "name_set",
-            detail=json.dumps({"old": user.name, "new": name, "source": source}, ensure_ascii=False),
-            created_at=now,
-        )
+    await events.record_event(
+        session,
+        events.NAME_CHANGED if user.name else events.NAME_SET,
+        user_id=user.id,
+        bot_id=bot_id,
+        detail={"old": user.name, "new": name, "source": source},
+        now=now,
     )

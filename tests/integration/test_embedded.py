@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from fastapi import FastAPI
 from app.config import Settings
 from app.models import CallbackStatus, TaskStatus
 from tests.conftest import FIXTURES, ROOT
+from tests.fake_services import free_port
 from tests.queue_helpers import FakePipeline, eventually
 from worker.runtime import Worker
 
@@ -44,16 +44,10 @@ async def test_skill_request_is_answered_through_the_callback(
     assert (task["status"], task["callback_status"]) == (TaskStatus.COMPLETED, CallbackStatus.SENT)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_run_server_stops_gracefully_on_sigterm(tmp_path: Path, sqlite_template: Path) -> None:
     db_path = tmp_path / "app.db"
     db_path.write_bytes(sqlite_template.read_bytes())
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),

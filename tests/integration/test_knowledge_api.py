@@ -226,13 +226,15 @@ async def test_query_offline_answers_from_the_knowledge_base(client: httpx.Async
     assert "찾지 못했어요" in unknown.json()["answer"]
 
 
-async def test_query_with_a_key_puts_passages_into_the_prompt(database_url: str, tmp_path: Path) -> None:
+async def test_query_with_a_key_answers_through_the_worker_pipeline(database_url: str, tmp_path: Path) -> None:
+    """The same template, BOT_NAME and passages as a Kakao answer: one answer path for every caller."""
     settings = make_settings(
         database_url,
         chroma_path=str(tmp_path / "chroma"),
         openai_api_key="sk-test",
         openai_base_url="http://openai.test/v1",
         embedding_backend="local",
+        bot_name="행복쇼핑",
     )
     app = create_app(settings)
     sent: list[dict[str, Any]] = []
@@ -265,7 +267,10 @@ async def test_query_with_a_key_puts_passages_into_the_prompt(database_url: str,
     assert (body["mode"], body["answer"]) == ("llm", "2~3일 걸려요!")
     system = sent[0]["messages"][0]["content"]
     assert "[1] 자주 묻는 질문 (faq.csv)\n질문: 배송은 얼마나 걸리나요?\n답변: 결제 후 2~3일 안에 도착해요." in system
+    assert "행복쇼핑" in system and "우리 서비스" not in system
     assert sent[0]["messages"][1] == {"role": "user", "content": "배송 기간이 궁금해요"}
+    assert app.state.pipeline.llm is not None  # built once, kept for the next question
+    await app.state.closing.aclose()
     await app.state.db.dispose()
 
 

@@ -2,7 +2,8 @@
 
 Found by the chaos suite: with WORKER_CONCURRENCY=200 tasks on DB_POOL_SIZE=10+10 connections, tasks hit
 the API's 5 s pool timeout under load and were retried, then failed with an apology instead of an answer.
-`python -m worker` now gives its engine the answer timeout as pool timeout.
+Every worker (standalone or embedded) now gets its engine from `worker_database`, with the answer timeout
+as pool timeout.
 """
 
 import asyncio
@@ -13,6 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.db import Database
 from tests.conftest import make_settings
+from worker.runtime import worker_database
 
 
 @pytest.fixture
@@ -22,17 +24,18 @@ def tiny_pool(database_url: str):  # type: ignore[no-untyped-def]
     return make_settings(database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.2)
 
 
-async def _second_checkout_while_first_is_held(db: Database) -> None:
+async def _second_checkout_while_first_is_held(db: Database) -> int:
+    """The second checkout's query result, got while the pool's only connection was held past DB_POOL_TIMEOUT."""
     async with db.engine.connect() as first:
         await first.execute(text("SELECT 1"))
 
-        async def second() -> None:
+        async def second() -> int:
             async with db.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+                return (await conn.execute(text("SELECT 2"))).scalar_one()
 
         waiting = asyncio.create_task(second())
         await asyncio.sleep(0.5)  # hold the only connection past DB_POOL_TIMEOUT (0.2 s)
-    await waiting
+    return await waiting
 
 
 async def test_the_api_pool_timeout_applies_by_default(tiny_pool) -> None:  # type: ignore[no-untyped-def]
@@ -44,9 +47,9 @@ async def test_the_api_pool_timeout_applies_by_default(tiny_pool) -> None:  # ty
         await db.dispose()
 
 
-async def test_a_longer_pool_timeout_waits_for_the_connection(tiny_pool) -> None:  # type: ignore[no-untyped-def]
-    db = Database(tiny_pool, pool_timeout=5)
+async def test_the_worker_database_waits_for_the_connection(tiny_pool) -> None:  # type: ignore[no-untyped-def]
+    db = worker_database(tiny_pool.model_copy(update={"task_answer_timeout_seconds": 5}))
     try:
-        await _second_checkout_while_first_is_held(db)
+        assert await _second_checkout_while_first_is_held(db) == 2
     finally:
         await db.dispose()

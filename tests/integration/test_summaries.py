@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 from app.config import Settings
 from app.db import Database
 from app.models import Conversation, EventLog, Role, UserSummary, utcnow
+from app.services.excerpt import bounded
 from app.services.llm import LLMClient
-from app.services.summaries import Summarizer, bounded
+from app.services.summaries import Summarizer
 from tests.pipeline_helpers import (
     LLM_BASE_URL,
     LLM_URL,
@@ -192,18 +193,22 @@ async def test_two_workers_summarise_each_conversation_once(llm_settings: Settin
         assert len(calls) == 6 and len(set(calls)) == 6
 
 
-async def test_the_worker_runs_the_summary_job_only_with_an_api_key(llm_settings: Settings, db: Database) -> None:
+async def test_the_worker_runs_the_summary_job_only_with_an_llm(llm_settings: Settings, db: Database) -> None:
+    """Summaries use the pipeline's own LLM client (one per process); an offline pipeline has none."""
     user = await add_user(db, "u-1")
     conv = await ended_conversation(db, user, "질문", "답변")
     quick = llm_settings.model_copy(update={"summary_interval_seconds": 0.1})
+    online = FakePipeline()
+    online.llm = LLMClient(quick)  # type: ignore[assignment]
     with respx.mock:
         route = respx.post(LLM_URL).respond(200, json=completion("요약"))
-        async with Worker(quick.model_copy(update={"openai_api_key": None}), db, FakePipeline()) as offline:
+        async with Worker(quick, db, FakePipeline()) as offline:
             assert offline.jobs._scheduler.get_job("summarize") is None
-        async with Worker(quick, db, FakePipeline()):
+        async with Worker(quick, db, online):
             async def summarised() -> bool:
                 return await summarized_at(db, conv) is not None
 
             await eventually(summarised, timeout=10)
+    await online.llm.aclose()
     assert route.call_count == 1
     assert (await summary_of(db, user)).summary == "요약"  # type: ignore[union-attr]

@@ -1,7 +1,6 @@
 """Answers without an LLM: quote the best FAQ answer or passage, or say honestly that we don't know."""
 
-import re
-
+from app.services.excerpt import bounded
 from app.services.knowledge.schemas import DocType, OfflineAnswer, Passage
 
 FAQ_INTRO = "지식베이스의 자주 묻는 질문에서 찾은 답변이에요."
@@ -12,7 +11,6 @@ NOT_FOUND = (
 )
 # Room for the quote inside one Kakao text bubble (1000 characters) with the intro and source.
 MAX_QUOTE = 700
-_SENTENCE_END = re.compile(r"[.!?。…](?=\s)|\n")
 
 
 def compose(passages: list[Passage]) -> OfflineAnswer:
@@ -34,9 +32,5 @@ def source_label(passage: Passage) -> str:
 
 
 def _excerpt(text: str) -> str:
-    text = text.strip()
-    if len(text) <= MAX_QUOTE:
-        return text
-    ends = [m.end() for m in _SENTENCE_END.finditer(text, 0, MAX_QUOTE)]
-    cut = ends[-1] if ends and ends[-1] > MAX_QUOTE // 2 else MAX_QUOTE
-    return text[:cut].rstrip() + " …"
+    quote = bounded(text, MAX_QUOTE)
+    return quote if len(quote) == len(text.strip()) else quote + " …"
