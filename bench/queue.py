@@ -29,7 +29,8 @@ from app.queue import ClaimedTask, StoredAnswer, enqueue
 from app.queue.sql import ENQUEUE_SQL
 from app.services.llm import ChatMessage, LLMClient
 from app.services.pipeline import Answer, AnswerPipeline, build_pipeline
-from bench.common import ROOT, free_port, percentile, server, throwaway_database
+from bench.common import ROOT, percentile, server, throwaway_database
+from tests.fake_services import free_port
 from worker.runtime import Worker
 from worker.store import QueueStore
 

@@ -16,7 +16,8 @@ import sys
 import tempfile
 import time
 
-from bench.common import ROOT, free_port, http_request, percentile, read_response, server, throwaway_database
+from bench.common import ROOT, http_request, percentile, read_response, server, throwaway_database
+from tests.fake_services import free_port
 
 FIXTURE = ROOT / "tests" / "fixtures" / "kakao" / "skill_request_callback.json"
 MARK = "__USER__"
