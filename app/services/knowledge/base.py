@@ -2,7 +2,7 @@
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -11,8 +11,9 @@ from loguru import logger
 from app.config import Settings
 from app.services.knowledge import offline
 from app.services.knowledge.embeddings import Embedder, build_embedder, close_embedder
+from app.services.knowledge.expansion import expand
 from app.services.knowledge.morphemes import Analysis, Morphemes
-from app.services.knowledge.retrieval import Corpus, hybrid_search
+from app.services.knowledge.retrieval import MIN_SCORE, Corpus, hybrid_search
 from app.services.knowledge.schemas import OfflineAnswer, Passage, SearchFilter
 from app.services.knowledge.store import VectorStore
 
@@ -78,27 +79,37 @@ class KnowledgeBase:
         threshold: float | None = None,
         search_filter: SearchFilter | None = None,
     ) -> list[Passage]:
-        """The best passages for `query` scoring at least `threshold` (default `RAG_SCORE_THRESHOLD`)."""
+        """The best `k` passages for `query`, scoring at least `threshold` (default: `MIN_SCORE`, any real match).
+
+        Each passage is marked `confident` when it reaches `RAG_SCORE_THRESHOLD`; the offline answer
+        quotes only such a passage, while search and the LLM prompt take what matches at all.
+        """
         if not query.strip():
             return []
 
         async def search(state: _BotState) -> list[Passage]:
-            # Analysed only here: a bot without documents never loads the analyser.
-            (analysis,) = await asyncio.to_thread(self.morphemes.analyze, [query])
             corpus = await self._corpus(bot_id, state)
+            # Analysed only here: a bot without documents never loads the analyser.
+            analysis, weights = await asyncio.to_thread(self._analyse_query, query, corpus)
             (vector,) = await self.embedder.embed([query], [analysis])
             return await asyncio.to_thread(
                 hybrid_search,
                 state.collection,
                 corpus,
                 vector,
-                analysis.terms,
+                weights,
                 k=k or self.settings.rag_top_k,
-                threshold=self.settings.rag_score_threshold if threshold is None else threshold,
+                threshold=MIN_SCORE if threshold is None else threshold,
+                confident_at=self.settings.rag_score_threshold,
                 search_filter=search_filter,
             )
 
         return await self._with_collection(bot_id, search, create=False) or []
+
+    def _analyse_query(self, query: str, corpus: Corpus) -> tuple[Analysis, Mapping[str, float]]:
+        """The query's analysis and its terms expanded with CoNg neighbours the corpus contains (blocking)."""
+        (analysis,) = self.morphemes.analyze([query])
+        return analysis, expand(analysis.terms, analysis.morphemes, corpus.index.vocab)
 
     async def offline_answer(self, bot_id: str, question: str) -> OfflineAnswer:
         """An answer from the knowledge base alone, or an honest "I don't know"."""

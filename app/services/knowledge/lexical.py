@@ -2,6 +2,7 @@
 
 import math
 from collections import Counter
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -30,23 +31,25 @@ class BM25Index:
         avg = float(lengths.mean()) if self.size else 1.0
         self._norm = K1 * (1 - B + B * lengths / max(avg, 1.0))
 
-    def scores(self, query_terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def scores(self, query_terms: list[str] | Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
         """Raw BM25 per document, and the same divided by the query's idf mass and capped at 1.
 
         A document holding every query term once at average length scores 1; terms unseen in the
-        corpus count at full idf, so a query about something absent stays low.
+        corpus count at full idf, so a query about something absent stays low. Weighted terms
+        (expansions) count their weight times their idf, in the score and in the mass alike.
         """
+        weights = query_terms if isinstance(query_terms, Mapping) else dict.fromkeys(query_terms, 1.0)
         raw = np.zeros(self.size, dtype=np.float32)
         mass = 0.0
         unseen_idf = math.log1p((self.size + 0.5) / 0.5)
-        for term in set(query_terms):
+        for term, weight in weights.items():
             term_id = self.vocab.get(term)
             if term_id is None:
-                mass += unseen_idf
+                mass += weight * unseen_idf
                 continue
             start, end = self._offsets[term_id], self._offsets[term_id + 1]
             docs, tfs = self._docs[start:end], self._tfs[start:end]
-            idf = self._idf[term_id]
+            idf = weight * self._idf[term_id]
             mass += float(idf)
             raw[docs] += idf * tfs * (K1 + 1) / (tfs + self._norm[docs])
         normalised = np.minimum(raw / mass, 1.0) if mass else raw

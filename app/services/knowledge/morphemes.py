@@ -17,10 +17,12 @@ BATCH = 16
 
 
 class Analysis(NamedTuple):
-    """Content morphemes and compounds with their synonyms' canonical words; runs of adjacent morphemes."""
+    """Content morphemes and compounds with their synonyms' canonical words; runs of adjacent morphemes;
+    the content morphemes as analysed (form, tag), which query expansion looks up."""
 
     terms: list[str]
     runs: list[str]
+    morphemes: list[tuple[str, str]] = []
 
 
 class Morphemes:
@@ -40,6 +42,7 @@ class Morphemes:
 def _analysis(tokens: list) -> Analysis:  # type: ignore[type-arg]
     terms: list[str] = []
     runs: list[str] = []
+    morphemes: list[tuple[str, str]] = []
     run = ""
     run_end = -1
     for token in tokens:
@@ -49,6 +52,7 @@ def _analysis(tokens: list) -> Analysis:  # type: ignore[type-arg]
             run, run_end = _close(run, runs), -1
             continue
         terms.append(form)
+        morphemes.append((token.form, token.tag))
         if token.start == run_end:
             run += form
         else:
@@ -57,7 +61,7 @@ def _analysis(tokens: list) -> Analysis:  # type: ignore[type-arg]
     _close(run, runs)
     # Compounds count as terms too: Kiwi splits 택배비 or 고객센터 in one sentence and not in another.
     compounds = [r for r in runs if r not in terms]
-    return Analysis(expand(terms + compounds), runs)
+    return Analysis(expand(terms + compounds), runs, morphemes)
 
 
 def _close(run: str, runs: list[str]) -> str:

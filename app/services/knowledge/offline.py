@@ -14,8 +14,11 @@ MAX_QUOTE = 700
 
 
 def compose(passages: list[Passage]) -> OfflineAnswer:
-    """Quote the best passage (already thresholded and ranked), naming where it came from."""
-    if not passages:
+    """Quote the best passage when it is confident (reaches `RAG_SCORE_THRESHOLD`), naming where it came from.
+
+    A weaker best match is not quoted: a question no entry answers would get a wrong entry.
+    """
+    if not passages or not passages[0].confident:
         return OfflineAnswer(text=NOT_FOUND, found=False)
     best = passages[0]
     if best.type is DocType.FAQ and best.answer:

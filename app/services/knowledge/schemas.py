@@ -17,6 +17,8 @@ class Passage(BaseModel):
 
     text: str
     score: float
+    # Whether the score reaches `RAG_SCORE_THRESHOLD`: only then does the offline answer quote it.
+    confident: bool = True
     source: str
     title: str
     doc_id: str
@@ -29,7 +31,7 @@ class Passage(BaseModel):
 
 
 class OfflineAnswer(BaseModel):
-    """An answer built without an LLM; `found` is False when nothing scored above the threshold."""
+    """An answer built without an LLM; `found` is False when no passage is confident enough to quote."""
 
     text: str
     found: bool

@@ -1,0 +1,140 @@
+"""Retrieval quality on the hand-written FAQ sets of `bench/rag_eval` (frozen and dev splits).
+
+Each domain becomes one bot whose entries are uploaded as an FAQ document through `ingest`, the path
+`POST /api/knowledge/documents` takes; its queries then go through `retrieve` (what
+`POST /api/knowledge/search` returns for k=10) and `offline_answer` (what a Kakao user reads offline).
+"""
+
+import asyncio
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+
+from app.config import Settings
+from app.db import Database
+from app.services.knowledge import KnowledgeBase
+from app.services.knowledge.ingest import ingest
+from app.services.knowledge.schemas import DocType, FaqPair, ParsedDocument
+
+EVAL = Path(__file__).resolve().parent / "rag_eval"
+ROOT = EVAL.parent.parent
+SPLITS = ("frozen", "dev")
+
+
+@dataclass
+class DomainResult:
+    """Ranking over the answerable queries; the offline answer's quoting or declining over all of them."""
+
+    split: str
+    domain: str
+    answerable: int
+    hit1: int
+    hit3: int
+    reciprocal_ranks: float
+    unanswerable: int
+    declined: int  # unanswerable queries the offline answer said it does not know
+    refused: int  # answerable queries the offline answer wrongly declined
+    wrong_quotes: int  # answerable queries answered with another entry's answer
+
+    @property
+    def mrr(self) -> float:
+        return self.reciprocal_ranks / self.answerable
+
+    @property
+    def no_answer_precision(self) -> float:
+        return self.declined / self.unanswerable
+
+
+def domains(split: str) -> list[dict[str, Any]]:
+    return [json.loads(path.read_text(encoding="utf-8")) for path in sorted((EVAL / split).glob("*.json"))]
+
+
+def migrated_database(folder: str) -> Settings:
+    """Settings for a fresh SQLite database and Chroma folder under `folder`, local backend."""
+    url = f"sqlite+aiosqlite:///{folder}/bench.db"
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = url
+    command.upgrade(config, "head")
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=url, chroma_path=f"{folder}/chroma", embedding_backend="local", openai_api_key=None
+    )
+
+
+async def load_domain(db: Database, kb: KnowledgeBase, data: dict[str, Any]) -> dict[str, str]:
+    """Upload the domain's entries as one FAQ document of bot `domain`; returns answer -> entry id."""
+    parsed = ParsedDocument(
+        bot_id=data["domain"],
+        title=data["description"],
+        source=f"{data['domain']}.json",
+        type=DocType.FAQ,
+        faqs=[FaqPair(question=e["question"], answer=e["answer"]) for e in data["entries"]],
+    )
+    async with db.sessions() as session:
+        await ingest(session, kb, parsed)
+    return {e["answer"]: e["id"] for e in data["entries"]}
+
+
+async def evaluate(split: str, data: dict[str, Any], db: Database, kb: KnowledgeBase) -> DomainResult:
+    bot = data["domain"]
+    ids = await load_domain(db, kb, data)
+    result = DomainResult(split, bot, 0, 0, 0, 0.0, 0, 0, 0, 0)
+    for query in data["queries"]:
+        expected = query["expected"]
+        answer = await kb.offline_answer(bot, query["text"])
+        if expected is None:
+            result.unanswerable += 1
+            result.declined += not answer.found
+            continue
+        ranked = [ids.get(p.answer or "") for p in await kb.retrieve(bot, query["text"], k=10)]
+        result.answerable += 1
+        result.hit1 += ranked[:1] == [expected]
+        result.hit3 += expected in ranked[:3]
+        result.reciprocal_ranks += 1 / (ranked.index(expected) + 1) if expected in ranked else 0.0
+        if not answer.found:
+            result.refused += 1
+        elif ids.get(answer.sources[0].answer or "") != expected:
+            result.wrong_quotes += 1
+    return result
+
+
+def run_quality(splits: tuple[str, ...] = SPLITS) -> list[DomainResult]:
+    """Every domain of the given splits, each as its own bot in one fresh database."""
+    with tempfile.TemporaryDirectory() as folder:
+        # Migrations run their own event loop, so before ours.
+        return asyncio.run(_evaluate_all(migrated_database(folder), splits))
+
+
+async def _evaluate_all(settings: Settings, splits: tuple[str, ...]) -> list[DomainResult]:
+    db = Database(settings)
+    kb = KnowledgeBase(settings)
+    try:
+        return [await evaluate(split, data, db, kb) for split in splits for data in domains(split)]
+    finally:
+        await kb.aclose()
+        await db.dispose()
+
+
+def report(results: list[DomainResult]) -> str:
+    """A markdown table per domain and per split (split rows pool the queries of its domains)."""
+    lines = [
+        "| split | domain | hit@1 | hit@3 | MRR | no-answer precision | answerable refused | wrong entry quoted |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for split in dict.fromkeys(r.split for r in results):
+        rows = [r for r in results if r.split == split]
+        pooled = DomainResult(split, "**all**", *(sum(getattr(r, f) for r in rows) for f in _COUNTS))
+        for r in [*rows, pooled]:
+            lines.append(
+                f"| {r.split} | {r.domain} | {r.hit1 / r.answerable:.3f} | {r.hit3 / r.answerable:.3f} | {r.mrr:.3f} "
+                f"| {r.no_answer_precision:.2f} ({r.declined}/{r.unanswerable}) | {r.refused}/{r.answerable} "
+                f"| {r.wrong_quotes}/{r.answerable} |"
+            )
+    return "\n".join(lines)
+
+
+_COUNTS = ("answerable", "hit1", "hit3", "reciprocal_ranks", "unanswerable", "declined", "refused", "wrong_quotes")
