@@ -1,15 +1,14 @@
-"""One async engine per process, session factory and the FastAPI session dependency."""
+"""One async engine per process, its session factory, and the raw asyncpg pool of the hot paths."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg
-from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from app.config import Settings
 
@@ -110,16 +109,3 @@ class Database:
             await self._raw_pool.close()
             self._raw_pool = None
         await self.engine.dispose()
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.db.sessions() as session:
-        yield session
-
-
-async def get_db(request: Request) -> Database:
-    return request.app.state.db
-
-
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
-DatabaseDep = Annotated[Database, Depends(get_db)]

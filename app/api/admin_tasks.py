@@ -9,8 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from app import queue
-from app.api.deps import ADMIN_ERRORS, Offset, error_responses, require_admin
-from app.db import SessionDep
+from app.api.deps import ADMIN_ERRORS, Offset, SessionDep, error_responses, require_admin
 from app.kakao import redact_callback_url
 from app.models import AIProcessingTask, TaskStatus, WorkerHeartbeat, utcnow
 from app.services import events

@@ -1,15 +1,19 @@
 """Shared typed dependencies of the API routers."""
 
 import hmac
+from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.db import Database
 from app.services.knowledge import KnowledgeBase
 from app.services.pipeline import AnswerPipeline, build_pipeline
+from app.services.skill import SkillService
 
 
 class ErrorDetail(BaseModel):
@@ -55,6 +59,20 @@ async def require_admin(request: Request) -> None:
 AdminDep = Annotated[None, Depends(require_admin)]
 
 
+# Dependencies are async on purpose: FastAPI runs sync ones in a thread pool, a hop per request.
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.db.sessions() as session:
+        yield session
+
+
+async def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+async def get_skill_service(request: Request) -> SkillService:
+    return request.app.state.skill
+
+
 async def get_knowledge(request: Request) -> KnowledgeBase:
     """The process's knowledge base, created on first use so routes that never need it load nothing."""
     kb = getattr(request.app.state, "knowledge", None)
@@ -73,5 +91,8 @@ async def get_pipeline(request: Request) -> AnswerPipeline:
     return pipeline
 
 
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+DatabaseDep = Annotated[Database, Depends(get_db)]
+SkillServiceDep = Annotated[SkillService, Depends(get_skill_service)]
 KnowledgeDep = Annotated[KnowledgeBase, Depends(get_knowledge)]
 PipelineDep = Annotated[AnswerPipeline, Depends(get_pipeline)]

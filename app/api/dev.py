@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from app.api.skill import SkillServiceDep
+from app.api.deps import SkillServiceDep
 from app.kakao import MAX_UTTERANCE_CHARS, SkillPayload
 from app.models import utcnow
 from app.services.callback_policy import DEV_CALLBACK_PATH

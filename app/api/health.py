@@ -4,7 +4,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from app.db import DatabaseDep
+from app.api.deps import DatabaseDep
 
 router = APIRouter(tags=["health"])
 

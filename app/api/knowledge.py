@@ -22,11 +22,11 @@ from app.api.deps import (
     KnowledgeDep,
     Offset,
     PipelineDep,
+    SessionDep,
     error_responses,
     require_admin,
 )
 from app.config import Settings
-from app.db import SessionDep
 from app.models import KnowledgeDocument
 from app.services.errors import PermanentError, RetryableError
 from app.services.knowledge import Passage, SearchFilter, documents

@@ -5,7 +5,7 @@ from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import metrics, queue
-from app.db import SessionDep
+from app.api.deps import SessionDep
 from app.models import utcnow
 
 router = APIRouter(tags=["metrics"])

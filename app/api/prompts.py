@@ -5,8 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from app.api.deps import ADMIN_ERRORS, RowId, error_responses, require_admin
-from app.db import SessionDep
+from app.api.deps import ADMIN_ERRORS, RowId, SessionDep, error_responses, require_admin
 from app.models import PromptTemplate
 from app.services import prompts
 from app.services.prompts import TemplateError

@@ -1,16 +1,15 @@
 """Kakao skill endpoints: `/skill` (answers via the queue) and `/welcome`."""
 
 import time
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.api.deps import error_responses
+from app.api.deps import SkillServiceDep, error_responses
 from app.api.kakao_input import authenticate, parse_payload, read_capped_body
 from app.kakao import SkillPayload, SkillResponse
 from app.models import utcnow
-from app.services.skill import SkillService
 
 router = APIRouter(tags=["kakao"])
 
@@ -20,14 +19,6 @@ PAYLOAD_SCHEMA_DEFS: dict[str, Any] = _PAYLOAD_SCHEMA.pop("$defs", {})
 _PAYLOAD_DOC = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": _PAYLOAD_SCHEMA}}}
 }
-
-
-# Dependencies are async on purpose: FastAPI runs sync ones in a thread pool, a hop per request.
-async def get_skill_service(request: Request) -> SkillService:
-    return request.app.state.skill
-
-
-SkillServiceDep = Annotated[SkillService, Depends(get_skill_service)]
 
 
 def kakao_json(response: SkillResponse) -> JSONResponse:

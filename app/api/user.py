@@ -7,8 +7,7 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
 from app import queue
-from app.api.deps import ADMIN_ERRORS, AdminDep, RowId, error_responses
-from app.db import SessionDep
+from app.api.deps import ADMIN_ERRORS, AdminDep, RowId, SessionDep, error_responses
 from app.models import AIProcessingTask, TaskStatus
 
 router = APIRouter(prefix="/user", tags=["user"])

@@ -12,9 +12,12 @@ import respx
 from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
+from app.api.deps import get_skill_service
+from app.config import Settings
 from app.db import Database
 from app.models import AIProcessingTask, AppUser, CallbackStatus, Message, TaskStatus, utcnow
 from app.services import texts
+from app.services.skill import SkillService
 from tests.conftest import FIXTURES, make_settings
 
 CALLBACK = "https://bot-api.kakao.com/v1/bots/65a1f0c2e4b0d1a2b3c4d5e6/callback/fake-token-123"
@@ -56,11 +59,20 @@ def texts_of(reply: dict[str, Any]) -> list[str]:
     return [o["simpleText"]["text"] for o in reply["template"]["outputs"]]
 
 
+def use_settings(app: FastAPI, settings: Settings) -> None:
+    """The skill routes of `app` run with other settings (the service is a dependency, overridden)."""
+    service = SkillService(settings, app.state.db, app.state.wakeup)
+
+    async def override() -> SkillService:
+        return service
+
+    app.dependency_overrides[get_skill_service] = override
+
+
 @pytest.fixture
 def fast_app(settings, app: FastAPI) -> FastAPI:  # type: ignore[no-untyped-def]
     """The app with a short no-callback wait so tests of the 'still working' path stay quick."""
-    fast = settings.model_copy(update={"skill_sync_wait_seconds": 0.05})
-    app.state.skill = type(app.state.skill)(fast, app.state.db, app.state.wakeup)
+    use_settings(app, settings.model_copy(update={"skill_sync_wait_seconds": 0.05}))
     return app
 
 
@@ -135,8 +147,7 @@ async def test_unreachable_database_still_gets_a_kakao_reply() -> None:
 
 
 async def test_secret_header_is_enforced(app: FastAPI, settings, client: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
-    guarded = settings.model_copy(update={"kakao_skill_secret": "s3cret", "skill_sync_wait_seconds": 0.05})
-    app.state.skill = type(app.state.skill)(guarded, app.state.db, app.state.wakeup)
+    use_settings(app, settings.model_copy(update={"kakao_skill_secret": "s3cret", "skill_sync_wait_seconds": 0.05}))
     assert (await client.post("/skill", json=payload())).status_code == 401
     assert (await client.post("/skill", json=payload(), headers={"X-Skill-Secret": "s3cre"})).status_code == 401
     assert (await client.post("/welcome", json=payload())).status_code == 401
@@ -302,8 +313,7 @@ async def test_locked_database_gets_an_apology_within_the_budget(app: FastAPI, s
 
     from sqlalchemy import text
 
-    impatient = settings.model_copy(update={"skill_store_timeout_seconds": 0.5})
-    app.state.skill = type(app.state.skill)(impatient, app.state.db, app.state.wakeup)
+    use_settings(app, settings.model_copy(update={"skill_store_timeout_seconds": 0.5}))
     blocker = Database(settings)
     async with blocker.engine.connect() as conn:
         if blocker.is_sqlite:
