@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml
 migrate: install
 	$(VENV)/bin/alembic upgrade head
 
-run: migrate
+# run_server.py applies migrations itself.
+run: install
 	$(PY) run_server.py
 
 api: migrate

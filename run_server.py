@@ -1,4 +1,6 @@
-"""Embedded default: the API and (with EMBEDDED_WORKER) a worker in one process and one event loop."""
+"""Embedded default: the API and (with EMBEDDED_WORKER) a worker in one process and one event loop.
+
+It brings the database to the current schema itself, so a new SQLite file or PostgreSQL database just works."""
 
 import asyncio
 import signal
@@ -8,6 +10,7 @@ import uvicorn
 from app.config import get_settings
 from app.logs import LOGGING_INI, setup_logging
 from app.main import create_app
+from app.schema import upgrade_to_head
 from app.services.knowledge import KnowledgeBase
 from app.services.pipeline import build_pipeline
 from worker.runtime import Worker, worker_database
@@ -16,6 +19,7 @@ from worker.runtime import Worker, worker_database
 async def main() -> None:
     settings = get_settings()
     setup_logging(settings)
+    await upgrade_to_head(settings)
     app = create_app(settings)
     config = uvicorn.Config(
         app,

@@ -16,6 +16,7 @@ from app.config import Settings, get_settings
 from app.db import Database
 from app.logs import DatabaseLogSink, setup_logging
 from app.queue import Wakeup
+from app.schema_gate import SchemaGate
 from app.services.skill import SkillService
 
 
@@ -48,6 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.closing = AsyncExitStack()
     app.state.wakeup = Wakeup()
     app.state.skill = SkillService(settings, app.state.db, app.state.wakeup)
+    # The API never migrates (run_server.py does before it starts): on a schema behind head, serving would
+    # answer every message with an apology, so it refuses to start.
+    app.add_middleware(SchemaGate, engine=app.state.db.engine)
     app.add_exception_handler(DBAPIError, invalid_value)
     app.include_router(health.router)
     app.include_router(skill.router)

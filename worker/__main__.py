@@ -9,6 +9,7 @@ from prometheus_client import start_http_server
 from app.config import get_settings
 from app.db import Database
 from app.logs import DatabaseLogSink, setup_logging
+from app.schema import SchemaNotReady, check_at_head
 from app.services.pipeline import build_pipeline
 from worker.runtime import Worker
 
@@ -20,6 +21,12 @@ async def main() -> None:
     # its turn (each task is bounded by its answer timeout) rather than fail after DB_POOL_TIMEOUT and be
     # retried, which under load turned answers into apologies (tests/e2e, 1,000 users).
     db = Database(settings, pool_timeout=settings.task_answer_timeout_seconds)
+    try:
+        await check_at_head(db.engine)  # a worker never migrates; on an outdated schema every task would fail
+    except SchemaNotReady as exc:
+        logger.error(str(exc))
+        await db.dispose()
+        raise SystemExit(3) from None  # uvicorn's code for a failed start-up
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.host)
     stop = asyncio.Event()
