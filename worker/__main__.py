@@ -7,20 +7,16 @@ from loguru import logger
 from prometheus_client import start_http_server
 
 from app.config import get_settings
-from app.db import Database
 from app.logs import DatabaseLogSink, setup_logging
 from app.schema import SchemaNotReady, check_at_head
 from app.services.pipeline import build_pipeline
-from worker.runtime import Worker
+from worker.runtime import Worker, worker_database
 
 
 async def main() -> None:
     settings = get_settings()
     setup_logging(settings)
-    # WORKER_CONCURRENCY tasks share DB_POOL_SIZE connections, so a task often waits for one; it must wait
-    # its turn (each task is bounded by its answer timeout) rather than fail after DB_POOL_TIMEOUT and be
-    # retried, which under load turned answers into apologies (tests/e2e, 1,000 users).
-    db = Database(settings, pool_timeout=settings.task_answer_timeout_seconds)
+    db = worker_database(settings)
     try:
         await check_at_head(db.engine)  # a worker never migrates; on an outdated schema every task would fail
     except SchemaNotReady as exc:
@@ -34,11 +30,13 @@ async def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     db_logs = DatabaseLogSink(db.sessions, secrets=settings.secrets()).start()
-    worker = Worker(settings, db, build_pipeline(settings, db))
+    pipeline = build_pipeline(settings, db)
+    worker = Worker(settings, db, pipeline)
     try:
         async with worker:
             await stop.wait()
     finally:
+        await pipeline.aclose()
         await db_logs.stop()
         await db.dispose()
     logger.info("Worker exited")
