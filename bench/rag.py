@@ -4,7 +4,7 @@ Quality: the hand-written FAQ sets of `bench/rag_eval` (see its README), frozen 
 Speed: a bot with synthetic Korean chunks in a temporary Chroma folder (no network, no model
 download), timing retrieval one query at a time. Memory: this process's RSS with everything loaded.
 
-    python -m bench.rag [--chunks 10000] [--queries 1000] [--size 400] [--skip-quality] [--skip-speed]
+    python -m bench.rag [--chunks 10000] [--queries 1000] [--size 400] [--skip-quality] [--skip-speed] [--openai-fake]
 """
 
 import argparse
@@ -88,9 +88,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=400, help="characters per chunk")
     parser.add_argument("--skip-quality", action="store_true", help="no rag_eval run")
     parser.add_argument("--skip-speed", action="store_true", help="no ingestion and latency run")
+    parser.add_argument("--openai-fake", action="store_true", help="also the OpenAI embeddings path on a local fake")
     args = parser.parse_args()
     if not args.skip_quality:
         print(report(run_quality()))
+    if args.openai_fake:
+        print("OpenAI embeddings path against a local fake (random vectors: the path's shape, not its quality)")
+        print(report(run_quality(openai_fake=True)))
     if not args.skip_speed:
         asyncio.run(run(args.chunks, args.queries, args.size))
     rss, peak = rss_mb()

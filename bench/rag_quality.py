@@ -8,10 +8,14 @@ Each domain becomes one bot whose entries are uploaded as an FAQ document throug
 import asyncio
 import json
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import numpy as np
+import respx
 from alembic import command
 from alembic.config import Config
 
@@ -24,6 +28,8 @@ from app.services.knowledge.schemas import DocType, FaqPair, ParsedDocument
 EVAL = Path(__file__).resolve().parent / "rag_eval"
 ROOT = EVAL.parent.parent
 SPLITS = ("frozen", "dev")
+FAKE_OPENAI = "http://openai.fake/v1"
+FAKE_DIM = 256
 
 
 @dataclass
@@ -39,6 +45,7 @@ class DomainResult:
     unanswerable: int
     declined: int  # unanswerable queries the offline answer said it does not know
     refused: int  # answerable queries the offline answer wrongly declined
+    suggested: int  # of those, how many listed the right entry's question among its suggestions
     wrong_quotes: int  # answerable queries answered with another entry's answer
 
     @property
@@ -54,15 +61,29 @@ def domains(split: str) -> list[dict[str, Any]]:
     return [json.loads(path.read_text(encoding="utf-8")) for path in sorted((EVAL / split).glob("*.json"))]
 
 
-def migrated_database(folder: str) -> Settings:
-    """Settings for a fresh SQLite database and Chroma folder under `folder`, local backend."""
+def migrated_database(folder: str, *, openai_fake: bool = False) -> Settings:
+    """Settings for a fresh SQLite database and Chroma folder under `folder`: local backend, or OpenAI's."""
     url = f"sqlite+aiosqlite:///{folder}/bench.db"
     config = Config(str(ROOT / "alembic.ini"))
     config.attributes["database_url"] = url
     command.upgrade(config, "head")
+    backend = {"embedding_backend": "openai", "openai_api_key": "sk-fake", "openai_base_url": FAKE_OPENAI}
     return Settings(  # type: ignore[call-arg]
-        _env_file=None, database_url=url, chroma_path=f"{folder}/chroma", embedding_backend="local", openai_api_key=None
+        _env_file=None,
+        database_url=url,
+        chroma_path=f"{folder}/chroma",
+        **(backend if openai_fake else {"embedding_backend": "local", "openai_api_key": None}),
     )
+
+
+def fake_embeddings(request: httpx.Request) -> httpx.Response:
+    """An OpenAI `/embeddings` stand-in: a fixed random unit vector per text (the path's shape, not its quality)."""
+    inputs = json.loads(request.content)["input"]
+    data = []
+    for index, text in enumerate(inputs):
+        vector = np.random.default_rng(zlib.crc32(text.encode())).standard_normal(FAKE_DIM)
+        data.append({"object": "embedding", "index": index, "embedding": (vector / np.linalg.norm(vector)).tolist()})
+    return httpx.Response(200, json={"object": "list", "data": data, "model": "fake", "usage": {}})
 
 
 async def load_domain(db: Database, kb: KnowledgeBase, data: dict[str, Any]) -> dict[str, str]:
@@ -82,7 +103,7 @@ async def load_domain(db: Database, kb: KnowledgeBase, data: dict[str, Any]) -> 
 async def evaluate(split: str, data: dict[str, Any], db: Database, kb: KnowledgeBase) -> DomainResult:
     bot = data["domain"]
     ids = await load_domain(db, kb, data)
-    result = DomainResult(split, bot, 0, 0, 0, 0.0, 0, 0, 0, 0)
+    result = DomainResult(split, bot, 0, 0, 0, 0.0, 0, 0, 0, 0, 0)
     for query in data["queries"]:
         expected = query["expected"]
         answer = await kb.offline_answer(bot, query["text"])
@@ -97,16 +118,22 @@ async def evaluate(split: str, data: dict[str, Any], db: Database, kb: Knowledge
         result.reciprocal_ranks += 1 / (ranked.index(expected) + 1) if expected in ranked else 0.0
         if not answer.found:
             result.refused += 1
+            result.suggested += expected in ranked[:3]  # the same ranking the declining answer lists
         elif ids.get(answer.sources[0].answer or "") != expected:
             result.wrong_quotes += 1
     return result
 
 
-def run_quality(splits: tuple[str, ...] = SPLITS) -> list[DomainResult]:
+def run_quality(splits: tuple[str, ...] = SPLITS, *, openai_fake: bool = False) -> list[DomainResult]:
     """Every domain of the given splits, each as its own bot in one fresh database."""
     with tempfile.TemporaryDirectory() as folder:
         # Migrations run their own event loop, so before ours.
-        return asyncio.run(_evaluate_all(migrated_database(folder), splits))
+        settings = migrated_database(folder, openai_fake=openai_fake)
+        if not openai_fake:
+            return asyncio.run(_evaluate_all(settings, splits))
+        with respx.mock(assert_all_called=True) as mock:
+            mock.post(f"{FAKE_OPENAI}/embeddings").mock(side_effect=fake_embeddings)
+            return asyncio.run(_evaluate_all(settings, splits))
 
 
 async def _evaluate_all(settings: Settings, splits: tuple[str, ...]) -> list[DomainResult]:
@@ -119,22 +146,29 @@ async def _evaluate_all(settings: Settings, splits: tuple[str, ...]) -> list[Dom
         await db.dispose()
 
 
+def pooled(results: list[DomainResult], split: str) -> DomainResult:
+    """The queries of several domains counted together."""
+    return DomainResult(split, "**all**", *(sum(getattr(r, f) for r in results) for f in _COUNTS))
+
+
 def report(results: list[DomainResult]) -> str:
     """A markdown table per domain and per split (split rows pool the queries of its domains)."""
     lines = [
-        "| split | domain | hit@1 | hit@3 | MRR | no-answer precision | answerable refused | wrong entry quoted |",
+        "| split | domain | hit@1 | hit@3 | MRR | no-answer precision | answerable refused (right one suggested) "
+        "| wrong entry quoted |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for split in dict.fromkeys(r.split for r in results):
         rows = [r for r in results if r.split == split]
-        pooled = DomainResult(split, "**all**", *(sum(getattr(r, f) for r in rows) for f in _COUNTS))
-        for r in [*rows, pooled]:
+        for r in [*rows, pooled(rows, split)]:
             lines.append(
                 f"| {r.split} | {r.domain} | {r.hit1 / r.answerable:.3f} | {r.hit3 / r.answerable:.3f} | {r.mrr:.3f} "
-                f"| {r.no_answer_precision:.2f} ({r.declined}/{r.unanswerable}) | {r.refused}/{r.answerable} "
+                f"| {r.no_answer_precision:.2f} ({r.declined}/{r.unanswerable}) | {r.refused}/{r.answerable} ({r.suggested}) "
                 f"| {r.wrong_quotes}/{r.answerable} |"
             )
     return "\n".join(lines)
 
 
-_COUNTS = ("answerable", "hit1", "hit3", "reciprocal_ranks", "unanswerable", "declined", "refused", "wrong_quotes")
+_COUNTS = (
+    "answerable", "hit1", "hit3", "reciprocal_ranks", "unanswerable", "declined", "refused", "suggested", "wrong_quotes"
+)

@@ -6,6 +6,7 @@ bot's chunks, weighted below the user's own words. The limits were chosen on the
 `bench/rag_eval` (see docs/knowledge.md).
 """
 
+import sys
 from collections.abc import Collection, Mapping
 from functools import lru_cache
 
@@ -26,16 +27,17 @@ def expand(
     weights = dict.fromkeys(terms, 1.0)
     for form, tag in morphemes:
         for neighbour, similarity in neighbours(form, tag):
-            if similarity >= MIN_SIMILARITY and neighbour in vocabulary and neighbour not in weights:
+            if neighbour in vocabulary and neighbour not in weights:
                 weights[neighbour] = WEIGHT * similarity
     return weights
 
 
-@lru_cache(maxsize=50_000)
+# Entries hold only neighbours above MIN_SIMILARITY, with interned forms: a few MB in practice.
+@lru_cache(maxsize=10_000)
 def neighbours(form: str, tag: str) -> tuple[tuple[str, float], ...]:
-    """The morpheme's nearest morphemes by CoNg embedding, best first; cached (a call costs 1-5 ms)."""
+    """The morpheme's near morphemes by CoNg embedding, best first; cached (a lookup costs a few ms)."""
     try:
         found = shared_kiwi().most_similar_morphemes((form, tag), top_n=NEIGHBOURS)
     except ValueError:
         return ()  # a morpheme the model has no embedding for (new words, some foreign words)
-    return tuple((m.form.lower(), float(m.score)) for m in found)
+    return tuple((sys.intern(m.form.lower()), float(m.score)) for m in found if m.score >= MIN_SIMILARITY)

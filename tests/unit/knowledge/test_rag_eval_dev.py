@@ -1,0 +1,23 @@
+"""Regression floor on the DEV split of bench/rag_eval (never the frozen one), a little below measured figures.
+
+Measured on 2026-12-02: food_delivery hit@1 0.625 hit@3 0.771, insurance 0.677 / 0.802; pooled MRR 0.721,
+no-answer precision 0.60, 89 of 192 answerable queries refused.
+"""
+
+import pytest
+
+from bench.rag_quality import pooled, run_quality
+
+pytestmark = pytest.mark.usefixtures("kiwi")
+
+
+def test_dev_split_stays_above_its_floor() -> None:
+    results = run_quality(("dev",))
+    assert {r.domain for r in results} == {"food_delivery", "insurance"}
+    for r in results:
+        assert r.hit1 / r.answerable >= 0.58, r
+        assert r.hit3 / r.answerable >= 0.72, r
+    both = pooled(results, "dev")
+    assert both.mrr >= 0.68
+    assert both.no_answer_precision >= 0.5
+    assert both.refused <= 100
