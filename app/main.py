@@ -6,14 +6,17 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from loguru import logger
 from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException
 
 from app.api import admin_tasks, dev, health, knowledge, metrics, prompts, skill, user
-from app.api.errors import invalid_value
+from app.api.errors import app_error, http_error, invalid_value, validation_error
 from app.config import Settings, get_settings
 from app.db import Database
+from app.errors import AppError
 from app.logs import DatabaseLogSink, setup_logging
 from app.queue import Wakeup
 from app.schema_gate import SchemaGate
@@ -52,6 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The API never migrates (run_server.py does before it starts): on a schema behind head, serving would
     # answer every message with an apology, so it refuses to start.
     app.add_middleware(SchemaGate, engine=app.state.db.engine)
+    # Every error body is {"detail", "code"}: ours, FastAPI's validation errors, Starlette's 404/405, the database's.
+    app.add_exception_handler(AppError, app_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(DBAPIError, invalid_value)
     app.include_router(health.router)
     app.include_router(skill.router)

@@ -4,12 +4,13 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from app import queue
 from app.api.deps import ADMIN_ERRORS, Offset, SessionDep, error_responses, require_admin
+from app.errors import Conflict, NotFound
 from app.kakao import redact_callback_url
 from app.models import AIProcessingTask, TaskStatus, WorkerHeartbeat, utcnow
 from app.services import events
@@ -103,9 +104,9 @@ async def retry_task(task_id: uuid.UUID, session: SessionDep, request: Request) 
     async with session.begin():
         task = await queue.get_task(session, task_id)
         if task is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "task not found")
+            raise NotFound("task not found")
         if not await queue.retry_failed(session, task_id, now=utcnow()):
-            raise HTTPException(status.HTTP_409_CONFLICT, f"only failed tasks can be retried (status is {task.status})")
+            raise Conflict(f"only failed tasks can be retried (status is {task.status})", code="task_not_failed")
         await events.record_event(
             session, events.TASK_RETRIED, user_id=task.user_id, bot_id=task.bot_id, detail=str(task_id)
         )

@@ -5,21 +5,23 @@ from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Path, Query, Request, status
-from pydantic import BaseModel
+from fastapi import Depends, Path, Query, Request
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db import Database
+from app.errors import ServiceUnavailable, Unauthorized
 from app.services.knowledge import KnowledgeBase
 from app.services.pipeline import AnswerPipeline, build_pipeline
 from app.services.skill import SkillService
 
 
 class ErrorDetail(BaseModel):
-    """The body of every error response: a message, or the list of invalid fields."""
+    """The body of every error response: a message (the list of invalid fields for a validation error) and a code."""
 
-    detail: str | list[Any]
+    detail: str | list[Any] = Field(description="What went wrong, in English; field errors as FastAPI lists them")
+    code: str = Field(description="Stable machine code, e.g. unauthorized, not_found, invalid_input (app/errors.py)")
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -40,20 +42,13 @@ async def require_admin(request: Request) -> None:
     """Allow the request only with `Authorization: Bearer <ADMIN_TOKEN>`."""
     settings: Settings = request.app.state.settings
     if not settings.admin_token:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "관리자 API가 꺼져 있어요. 서버에 ADMIN_TOKEN을 설정하면 사용할 수 있어요.",
-        )
+        raise ServiceUnavailable("ADMIN_TOKEN is not configured", code="admin_disabled")
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     # Compare bytes: compare_digest rejects non-ASCII str, and a client may send anything.
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         token.strip().encode(), settings.admin_token.encode()
     ):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "관리자 토큰이 없거나 올바르지 않아요.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise Unauthorized("admin token missing or invalid", headers={"WWW-Authenticate": "Bearer"})
 
 
 AdminDep = Annotated[None, Depends(require_admin)]

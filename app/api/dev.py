@@ -6,10 +6,11 @@ import uuid
 from collections import OrderedDict
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from app.api.deps import SkillServiceDep
+from app.errors import NotFound
 from app.kakao import MAX_UTTERANCE_CHARS, SkillPayload
 from app.models import utcnow
 from app.services.callback_policy import DEV_CALLBACK_PATH
@@ -113,7 +114,7 @@ async def list_test_callbacks(request: Request) -> list[RecordedCallback]:
 async def get_test_callback(callback_id: str, request: Request) -> RecordedCallback:
     recorded = _recorded(request).get(callback_id)
     if recorded is None:
-        raise HTTPException(404, "No callback received for this id yet")
+        raise NotFound("no callback received for this id yet")
     return recorded
 
 

@@ -4,11 +4,12 @@ import hmac
 import json
 from typing import Any
 
-from fastapi import HTTPException, Request, status
+from fastapi import Request
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
 from app.config import Settings
+from app.errors import InvalidInput, MalformedBody, PayloadTooLarge, Unauthorized
 from app.kakao import SkillResponse, text_reply
 from app.kakao.payload import DEFAULT_BOT_CONTEXT, MAX_UTTERANCE_CHARS, SkillPayload
 from app.services import texts
@@ -20,22 +21,22 @@ def authenticate(request: Request, settings: Settings) -> None:
         return
     given = request.headers.get(settings.kakao_skill_secret_header, "")
     if not hmac.compare_digest(given.encode(), settings.kakao_skill_secret.encode()):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"Missing or wrong {settings.kakao_skill_secret_header}")
+        raise Unauthorized(f"missing or wrong {settings.kakao_skill_secret_header}")
 
 
 async def read_capped_body(request: Request, limit: int) -> bytes:
     """The body, refusing anything over `limit` bytes before it is all read."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"Body over {limit} bytes")
+        raise PayloadTooLarge(f"body over {limit} bytes")
     body = bytearray()
     try:
         async for chunk in request.stream():
             body += chunk
             if len(body) > limit:
-                raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"Body over {limit} bytes")
+                raise PayloadTooLarge(f"body over {limit} bytes")
     except ClientDisconnect:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "Client disconnected before sending the body") from None
+        raise MalformedBody("client disconnected before sending the body") from None
     return bytes(body)
 
 
@@ -52,17 +53,17 @@ def parse_payload(body: bytes, default_bot_id: str) -> SkillPayload | SkillRespo
     try:
         data: Any = json.loads(body)
     except UnicodeDecodeError:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "Body is not valid UTF-8") from None
+        raise MalformedBody("body is not valid UTF-8") from None
     except ValueError:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "Body is not valid JSON") from None
+        raise MalformedBody("body is not valid JSON") from None
     if not isinstance(data, dict):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "Body must be a JSON object (Kakao SkillPayload)")
+        raise MalformedBody("body must be a JSON object (Kakao SkillPayload)")
     try:
         payload = SkillPayload.model_validate(data, context={DEFAULT_BOT_CONTEXT: default_bot_id})
     except ValidationError as exc:
         if _only_long_utterance(exc):
             return text_reply(texts.TOO_LONG.format(limit=MAX_UTTERANCE_CHARS))
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, _describe(exc)) from None
+        raise InvalidInput(_describe(exc), code="invalid_payload") from None
     if not payload.utterance.strip():
         return text_reply(texts.EMPTY_UTTERANCE)
     return payload

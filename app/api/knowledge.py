@@ -4,16 +4,8 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import (
-    APIRouter,
-    Depends,
-    HTTPException,
-    Query,
-    Request,
-    Response,
-    UploadFile,
-    status,
-)
+from fastapi import APIRouter, Depends, Query, Request, Response, UploadFile, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
@@ -27,16 +19,10 @@ from app.api.deps import (
     require_admin,
 )
 from app.config import Settings
+from app.errors import NotFound
 from app.models import KnowledgeDocument
-from app.services.errors import PermanentError, RetryableError
 from app.services.knowledge import Passage, SearchFilter, documents
-from app.services.knowledge.errors import (
-    DocumentConflict,
-    DocumentTooLarge,
-    InvalidDocument,
-    KnowledgeError,
-    UnsupportedType,
-)
+from app.services.knowledge.errors import DocumentTooLarge, InvalidDocument, UnsupportedType
 from app.services.knowledge.ingest import delete_document, ingest
 from app.services.knowledge.parsing import parse_file
 from app.services.knowledge.schemas import DocType, FaqPair, ParsedDocument, Section
@@ -49,12 +35,6 @@ router = APIRouter(
 BotId = Annotated[str, Field(min_length=1, max_length=100)]
 # Multipart framing and form fields around the file.
 _FORM_OVERHEAD = 64_000
-_STATUS = {
-    InvalidDocument: status.HTTP_422_UNPROCESSABLE_CONTENT,
-    UnsupportedType: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-    DocumentTooLarge: status.HTTP_413_CONTENT_TOO_LARGE,
-    DocumentConflict: status.HTTP_409_CONFLICT,
-}
 
 
 class TextDocument(BaseModel):
@@ -153,15 +133,8 @@ _UPLOAD_DOC = {
 )
 async def upload_document(request: Request, session: SessionDep, kb: KnowledgeDep) -> DocumentOut:
     settings: Settings = request.app.state.settings
-    try:
-        parsed = await _read_upload(request, settings.knowledge_max_upload_bytes)
-        result = await ingest(session, kb, parsed)
-    except KnowledgeError as exc:
-        raise _http_error(exc) from None
-    except RetryableError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"임베딩 서버가 응답하지 않아요: {exc}") from None
-    except PermanentError as exc:
-        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"임베딩 요청이 거절됐어요: {exc}") from None
+    parsed = await _read_upload(request, settings.knowledge_max_upload_bytes)
+    result = await ingest(session, kb, parsed)
     return _out(result.document, replaced=result.replaced)
 
 
@@ -183,7 +156,7 @@ async def list_documents(
 @router.delete("/documents/{doc_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
 async def remove_document(doc_id: uuid.UUID, session: SessionDep, kb: KnowledgeDep) -> Response:
     if not await delete_document(session, kb, doc_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "그런 문서가 없어요.")
+        raise NotFound(f"no document {doc_id}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -198,12 +171,7 @@ async def search(body: SearchRequest, kb: KnowledgeDep) -> SearchResult:
 @router.post("/query", response_model=QueryAnswer, responses=error_responses(400, 502, 503))
 async def query(body: QueryRequest, request: Request, pipeline: PipelineDep) -> QueryAnswer:
     timeout = request.app.state.settings.task_answer_timeout_seconds
-    try:
-        answer = await pipeline.answer_question(free_question(body.bot_id, body.question), timeout=timeout)
-    except RetryableError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"AI 서버가 응답하지 않아요: {exc}") from None
-    except PermanentError as exc:
-        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"AI 요청이 거절됐어요: {exc}") from None
+    answer = await pipeline.answer_question(free_question(body.bot_id, body.question), timeout=timeout)
     mode = "offline" if answer.model == OFFLINE_MODEL else "llm"
     return QueryAnswer(answer=answer.text, mode=mode, found=answer.found, sources=answer.passages)
 
@@ -219,9 +187,9 @@ async def _read_upload(request: Request, limit: int) -> ParsedDocument:
             upload = form.get("file")
             bot_id = str(form.get("bot_id") or "").strip()
             if not isinstance(upload, StarletteUploadFile) or not upload.filename:
-                raise InvalidDocument("'file' 필드에 파일을 넣어 주세요.")
+                raise InvalidDocument("put the file in the 'file' field")
             if not bot_id or len(bot_id) > 100:
-                raise InvalidDocument("'bot_id' 필드(1~100자)가 필요해요.")
+                raise InvalidDocument("the 'bot_id' field (1 to 100 characters) is required")
             data = await _read_limited(upload, limit)
             return parse_file(
                 data,
@@ -237,9 +205,11 @@ async def _read_upload(request: Request, limit: int) -> ParsedDocument:
         try:
             doc = TextDocument.model_validate_json(body)
         except ValidationError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.errors(include_url=False)) from None
+            # Shaped like FastAPI's own body validation errors, as if FastAPI had read the body.
+            errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+            raise RequestValidationError(errors) from None
         return _from_json(doc)
-    raise UnsupportedType("multipart/form-data(파일) 또는 application/json(텍스트)으로 보내 주세요.")
+    raise UnsupportedType("send multipart/form-data (a file) or application/json (text)")
 
 
 async def _read_limited(upload: UploadFile, limit: int) -> bytes:
@@ -255,11 +225,11 @@ def _from_json(doc: TextDocument) -> ParsedDocument:
     )
     if doc.type is DocType.FAQ:
         if not doc.faqs:
-            raise InvalidDocument("FAQ 문서에는 'faqs' 목록(question, answer)이 필요해요.")
+            raise InvalidDocument("a FAQ document needs a 'faqs' list of question and answer pairs")
         parsed.faqs = doc.faqs
     else:
         if not doc.text or not doc.text.strip():
-            raise InvalidDocument("'text'가 비어 있어요.")
+            raise InvalidDocument("'text' is empty")
         parsed.sections = [Section(text=doc.text)]
     return parsed
 
@@ -267,17 +237,12 @@ def _from_json(doc: TextDocument) -> ParsedDocument:
 def _field(value: object, max_length: int) -> str | None:
     text = str(value).strip() if isinstance(value, str) else ""
     if len(text) > max_length:
-        raise InvalidDocument(f"필드 값은 {max_length}자까지 쓸 수 있어요.")
+        raise InvalidDocument(f"form fields hold at most {max_length} characters")
     return text or None
 
 
 def _too_large(limit: int) -> str:
-    return f"파일이 너무 커요. {limit / 1_000_000:.1f}MB 이하로 올려 주세요."
-
-
-def _http_error(exc: KnowledgeError) -> HTTPException:
-    code = next((c for cls, c in _STATUS.items() if isinstance(exc, cls)), status.HTTP_400_BAD_REQUEST)
-    return HTTPException(code, str(exc))
+    return f"the upload is too large; the limit is {limit / 1_000_000:.1f} MB"
 
 
 def _out(document: KnowledgeDocument, *, replaced: bool = False) -> DocumentOut:

@@ -2,13 +2,13 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.api.deps import ADMIN_ERRORS, RowId, SessionDep, error_responses, require_admin
+from app.errors import NotFound
 from app.models import PromptTemplate
 from app.services import prompts
-from app.services.prompts import TemplateError
 
 router = APIRouter(
     prefix="/admin/prompts", tags=["admin: prompts"], dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS
@@ -44,17 +44,14 @@ async def list_prompts(
     "", response_model=PromptTemplate, status_code=status.HTTP_201_CREATED, responses=error_responses(400, 422)
 )
 async def create_prompt(body: PromptCreate, session: SessionDep) -> PromptTemplate:
-    try:
-        return await prompts.create_version(session, **body.model_dump())
-    except TemplateError as exc:
-        raise HTTPException(422, str(exc)) from None
+    return await prompts.create_version(session, **body.model_dump())
 
 
 @router.get("/{name}", response_model=list[PromptTemplate], responses=error_responses(404))
 async def prompt_versions(name: str, session: SessionDep, bot_id: BotFilter = None) -> list[PromptTemplate]:
     found = await prompts.versions(session, name, bot_id=bot_id)
     if not found:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"'{name}' 프롬프트가 없어요.")
+        raise NotFound(f"no prompt template named {name!r}")
     return found
 
 
@@ -62,5 +59,5 @@ async def prompt_versions(name: str, session: SessionDep, bot_id: BotFilter = No
 async def activate_prompt(prompt_id: RowId, session: SessionDep) -> PromptTemplate:
     template = await prompts.activate(session, prompt_id)
     if template is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{prompt_id}번 프롬프트가 없어요.")
+        raise NotFound(f"no prompt template {prompt_id}")
     return template

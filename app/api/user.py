@@ -3,11 +3,12 @@
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from app import queue
 from app.api.deps import ADMIN_ERRORS, AdminDep, RowId, SessionDep, error_responses
+from app.errors import NotFound
 from app.models import AIProcessingTask, TaskStatus
 
 router = APIRouter(prefix="/user", tags=["user"])
@@ -58,7 +59,7 @@ class AnswerStatus(BaseModel):
 async def ai_status(task_id: uuid.UUID, session: SessionDep) -> AnswerStatus:
     task = await queue.get_task(session, task_id)
     if task is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "task not found")
+        raise NotFound("task not found")
     return AnswerStatus.of(task)
 
 
@@ -71,5 +72,5 @@ async def ai_status(task_id: uuid.UUID, session: SessionDep) -> AnswerStatus:
 async def latest_ai_response(conversation_id: RowId, session: SessionDep, _: AdminDep) -> AnswerStatus:
     task = await queue.latest_answered_task(session, conversation_id)
     if task is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no answer in this conversation")
+        raise NotFound("no answer in this conversation")
     return AnswerStatus.of(task)

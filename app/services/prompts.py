@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import InvalidInput
 from app.models import PromptTemplate
 from app.services.errors import PermanentError
 
@@ -20,8 +21,10 @@ NOTHING = "(없음)"
 _WEEKDAYS = "월화수목금토일"
 
 
-class TemplateError(ValueError):
+class TemplateError(InvalidInput):
     """A template that cannot be used; `placeholder` is the offending `{...}` when there is one."""
+
+    code = "invalid_template"
 
     def __init__(self, message: str, placeholder: str | None = None) -> None:
         super().__init__(message)
@@ -56,19 +59,17 @@ def validate_template(text: str) -> None:
     try:
         fields = [(f, spec, conv) for _, f, spec, conv in Formatter().parse(text) if f is not None]
     except ValueError:
-        raise TemplateError(
-            "중괄호 짝이 맞지 않아요. 중괄호를 글자 그대로 쓰려면 '{{' 와 '}}' 처럼 두 번 쓰세요."
-        ) from None
+        raise TemplateError("unbalanced braces; write a literal brace twice: '{{' or '}}'") from None
     for field, spec, conversion in fields:
         shown = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
         if field == "" or field.isdigit():
-            raise TemplateError(f"이름 없는 변수는 쓸 수 없어요: {shown}. 쓸 수 있는 변수: {allowed}", shown)
+            raise TemplateError(f"unnamed placeholder {shown}; allowed: {allowed}", shown)
         if "." in field or "[" in field:
-            raise TemplateError(f"변수의 속성이나 인덱스는 쓸 수 없어요: {shown}", shown)
+            raise TemplateError(f"placeholder {shown} uses an attribute or an index, which is not allowed", shown)
         if field not in VARIABLES:
-            raise TemplateError(f"알 수 없는 변수: {shown}. 쓸 수 있는 변수: {allowed}", shown)
+            raise TemplateError(f"unknown placeholder {shown}; allowed: {allowed}", shown)
         if spec or conversion:
-            raise TemplateError(f"변수에 서식(: 또는 !)은 붙일 수 없어요: {shown}", shown)
+            raise TemplateError(f"placeholder {shown} has a format spec or conversion (: or !), which is not allowed", shown)
 
 
 def render_template(text: str, variables: PromptVariables) -> str:

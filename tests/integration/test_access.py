@@ -75,6 +75,7 @@ async def test_admin_endpoints_refuse_requests_without_the_token(app: FastAPI, h
             response = await client.request(method, concrete(path), headers=headers, json={})
             assert response.status_code == 401, (method, path, response.status_code)
             assert response.headers["www-authenticate"] == "Bearer"
+            assert response.json() == {"detail": "admin token missing or invalid", "code": "unauthorized"}
     await app.state.db.dispose()
 
 
@@ -85,6 +86,7 @@ async def test_admin_endpoints_are_closed_without_a_configured_token(settings: S
             for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer None"}):
                 response = await client.request(method, concrete(path), headers=headers, json={})
                 assert response.status_code == 503, (method, path, headers, response.status_code)
+                assert response.json() == {"detail": "ADMIN_TOKEN is not configured", "code": "admin_disabled"}
     await app.state.db.dispose()
 
 

@@ -133,24 +133,24 @@ async def test_list_and_search_filters(client: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "data", "status", "message"),
+    ("name", "data", "status", "code", "message"),
     [
-        ("empty.txt", b"", 422, "빈 파일"),
-        ("virus.exe", b"MZ\x90\x00", 415, "지원하지 않는 파일 형식"),
-        ("big.txt", "가".encode() * 1500, 413, "너무 커요"),
-        ("broken.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog", 422, "PDF"),
-        ("scan.pdf", make_pdf([[]]), 422, "글자를 찾지 못했어요"),
-        ("faq.csv", b"question,answer\n,only answer\n", 422, "질문이나 답변이 비어"),
+        ("empty.txt", b"", 422, "invalid_document", "empty"),
+        ("virus.exe", b"MZ\x90\x00", 415, "unsupported_type", "unsupported file type"),
+        ("big.txt", "가".encode() * 1500, 413, "document_too_large", "too large"),
+        ("broken.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog", 422, "invalid_document", "PDF"),
+        ("scan.pdf", make_pdf([[]]), 422, "invalid_document", "no text found"),
+        ("faq.csv", b"question,answer\n,only answer\n", 422, "invalid_document", "empty question or answer"),
     ],
 )
 async def test_bad_uploads_leave_nothing_behind(
-    database_url: str, tmp_path: Path, name: str, data: bytes, status: int, message: str
+    database_url: str, tmp_path: Path, name: str, data: bytes, status: int, code: str, message: str
 ) -> None:
     app = create_app(make_settings(database_url, chroma_path=str(tmp_path / "chroma"), knowledge_max_upload_bytes=4096))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         response = await upload(client, name, data)
         assert response.status_code == status, response.text
-        assert message in response.json()["detail"]
+        assert response.json()["code"] == code and message in response.json()["detail"]
         assert (await listing(client))["total"] == 0
     assert chunk_count(app) == 0
     await app.state.db.dispose()
@@ -204,6 +204,7 @@ async def test_failed_embedding_leaves_nothing_behind(database_url: str, tmp_pat
             mock.post("http://openai.test/v1/embeddings").mock(side_effect=first_batch_only)
             response = await upload(client, "long.txt", many)
         assert response.status_code == 502, response.text
+        assert response.json()["code"] == "upstream_failed"
         assert (await listing(client))["total"] == 0
     assert calls == 2
     assert chunk_count(app) == 0
@@ -270,6 +271,33 @@ async def test_query_with_a_key_answers_through_the_worker_pipeline(database_url
     assert "행복쇼핑" in system and "우리 서비스" not in system
     assert sent[0]["messages"][1] == {"role": "user", "content": "배송 기간이 궁금해요"}
     assert app.state.pipeline.llm is not None  # built once, kept for the next question
+    await app.state.closing.aclose()
+    await app.state.db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("llm_status", "headers", "status", "code"),
+    [(429, {"Retry-After": "7"}, 503, "upstream_unavailable"), (401, {}, 502, "upstream_failed")],
+)
+async def test_query_reports_llm_failures_with_a_code(
+    database_url: str, tmp_path: Path, llm_status: int, headers: dict[str, str], status: int, code: str
+) -> None:
+    settings = make_settings(
+        database_url,
+        chroma_path=str(tmp_path / "chroma"),
+        openai_api_key="sk-test",
+        openai_base_url="http://openai.test/v1",
+        embedding_backend="local",
+    )
+    app = create_app(settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        with respx.mock(assert_all_called=False) as mock:
+            mock.post("http://openai.test/v1/chat/completions").respond(
+                llm_status, json={"error": {"message": "no"}}, headers=headers
+            )
+            response = await client.post("/api/knowledge/query", headers=AUTH, json={"bot_id": BOT, "question": "q"})
+    assert (response.status_code, response.json()["code"]) == (status, code), response.text
+    assert response.headers.get("retry-after") == headers.get("Retry-After")
     await app.state.closing.aclose()
     await app.state.db.dispose()
 

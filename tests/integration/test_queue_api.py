@@ -45,7 +45,8 @@ async def test_list_tasks_newest_first_with_filter_and_redacted_callback(client:
 async def test_admin_retry(client: httpx.AsyncClient, db: Database) -> None:
     ids = await make_message(db)
     task_id = await add_task(db, ids)
-    assert (await client.post(f"/admin/ai-tasks/{task_id}/retry", headers=AUTH)).status_code == 409
+    not_failed = await client.post(f"/admin/ai-tasks/{task_id}/retry", headers=AUTH)
+    assert (not_failed.status_code, not_failed.json()["code"]) == (409, "task_not_failed")
     task = await _claim_one(db)
     async with db.sessions.begin() as session:
         await fail(session, task.id, worker_id="w1", error="x", now=utcnow())
@@ -58,7 +59,8 @@ async def test_admin_retry(client: httpx.AsyncClient, db: Database) -> None:
     async with db.sessions() as session:
         events = list((await session.execute(select(EventLog))).scalars())
     assert [(e.event_type, e.detail) for e in events] == [("task_retried_by_admin", str(task_id))]
-    assert (await client.post(f"/admin/ai-tasks/{uuid.uuid4()}/retry", headers=AUTH)).status_code == 404
+    missing = await client.post(f"/admin/ai-tasks/{uuid.uuid4()}/retry", headers=AUTH)
+    assert (missing.status_code, missing.json()) == (404, {"detail": "task not found", "code": "not_found"})
     assert (await client.post("/admin/ai-tasks/not-a-uuid/retry", headers=AUTH)).status_code == 422
 
 

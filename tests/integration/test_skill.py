@@ -148,7 +148,8 @@ async def test_unreachable_database_still_gets_a_kakao_reply() -> None:
 
 async def test_secret_header_is_enforced(app: FastAPI, settings, client: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
     use_settings(app, settings.model_copy(update={"kakao_skill_secret": "s3cret", "skill_sync_wait_seconds": 0.05}))
-    assert (await client.post("/skill", json=payload())).status_code == 401
+    refused = await client.post("/skill", json=payload())
+    assert (refused.status_code, refused.json()) == (401, {"detail": "missing or wrong X-Skill-Secret", "code": "unauthorized"})
     assert (await client.post("/skill", json=payload(), headers={"X-Skill-Secret": "s3cre"})).status_code == 401
     assert (await client.post("/welcome", json=payload())).status_code == 401
     ok = await client.post("/skill", json=payload(), headers={"X-Skill-Secret": "s3cret"})
@@ -260,7 +261,8 @@ async def test_bad_input_is_refused_and_stores_nothing(
 ) -> None:
     response = await client.post("/skill", content=body, headers={"content-type": "application/json"})
     assert response.status_code == status, response.text
-    assert response.json()["detail"]
+    codes = {400: "malformed_body", 413: "payload_too_large", 422: "invalid_payload"}
+    assert response.json()["detail"] and response.json()["code"] == codes[status]
     assert await count(app.state.db, AppUser) == 0
     assert await count(app.state.db, Message) == 0
 

@@ -45,7 +45,7 @@ def test_invalid_placeholders_are_named(text: str, placeholder: str) -> None:
 
 @pytest.mark.parametrize("text", ["닫는 괄호만 }", "여는 괄호만 {user_name", "{", "a } b { c"])
 def test_unbalanced_braces(text: str) -> None:
-    with pytest.raises(TemplateError, match="중괄호"):
+    with pytest.raises(TemplateError, match="unbalanced braces"):
         validate_template(text)
 
 

@@ -47,7 +47,7 @@ async def ingest(session: AsyncSession, kb: KnowledgeBase, parsed: ParsedDocumen
     )
     chunks = build_chunks(parsed, document, size=kb.settings.rag_chunk_size, overlap=kb.settings.rag_chunk_overlap)
     if not chunks:
-        raise InvalidDocument("문서에서 읽을 수 있는 내용을 찾지 못했어요.")
+        raise InvalidDocument("no readable content in the document")
     document.chunk_count = len(chunks)
     new_version = {"$and": [{"doc_id": str(document.id)}, {"version": document.version}]}
     try:
@@ -59,7 +59,7 @@ async def ingest(session: AsyncSession, kb: KnowledgeBase, parsed: ParsedDocumen
         raise
     if not saved:
         await _forget(kb, parsed.bot_id, new_version)
-        raise DocumentConflict("같은 문서가 동시에 올라오고 있어요. 잠시 후 다시 시도해 주세요.")
+        raise DocumentConflict("the same document is being uploaded concurrently; try again shortly")
     older = {"$and": [{"doc_id": str(document.id)}, {"version": {"$ne": document.version}}]}
     try:
         await kb.delete(parsed.bot_id, older)

@@ -36,9 +36,9 @@ def parse_file(
     doc_type = SUFFIXES.get(suffix)
     if doc_type is None:
         allowed = ", ".join(sorted(SUFFIXES))
-        raise UnsupportedType(f"지원하지 않는 파일 형식이에요: '{suffix or name}'. 가능한 형식: {allowed}")
+        raise UnsupportedType(f"unsupported file type '{suffix or name}'; supported: {allowed}")
     if not data.strip():
-        raise InvalidDocument("빈 파일이에요.")
+        raise InvalidDocument("the file is empty")
     doc = ParsedDocument(
         bot_id=bot_id, title=title or PurePath(name).stem or name, source=name, type=doc_type, category=category
     )
@@ -50,14 +50,14 @@ def parse_file(
     else:
         doc.sections = [Section(text=decode_text(data))]
     if doc.char_count == 0:
-        raise InvalidDocument("문서에서 읽을 수 있는 내용을 찾지 못했어요.")
+        raise InvalidDocument("no readable content in the document")
     return doc
 
 
 def decode_text(data: bytes) -> str:
     """UTF-8 (with or without BOM), else CP949 as Korean Excel and Notepad save it."""
     if b"\x00" in data:
-        raise UnsupportedType("텍스트 파일이 아니에요(바이너리 파일은 올릴 수 없어요).")
+        raise UnsupportedType("not a text file (binary files cannot be uploaded)")
     for encoding in ("utf-8-sig", "cp949"):
         try:
             text = data.decode(encoding)
@@ -65,26 +65,26 @@ def decode_text(data: bytes) -> str:
             continue
         if text.strip():
             return text.replace("\r\n", "\n")
-        raise InvalidDocument("빈 파일이에요.")
-    raise InvalidDocument("글자 인코딩을 읽을 수 없어요. UTF-8로 저장해 다시 올려 주세요.")
+        raise InvalidDocument("the file is empty")
+    raise InvalidDocument("unknown text encoding; save the file as UTF-8 and upload it again")
 
 
 def _pdf_pages(data: bytes) -> list[Section]:
     if not data.startswith(b"%PDF-"):
-        raise InvalidDocument("PDF 파일이 아니거나 손상된 파일이에요.")
+        raise InvalidDocument("not a PDF file, or a damaged one")
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
-            raise InvalidDocument("암호가 걸린 PDF는 읽을 수 없어요.")
+            raise InvalidDocument("the PDF is password-protected")
         pages = [(page.extract_text() or "") for page in reader.pages]
     except InvalidDocument:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
         # pypdf raises a mix of its own and builtin errors on malformed files.
-        raise InvalidDocument("PDF를 읽을 수 없어요. 손상되었거나 지원하지 않는 형식이에요.") from exc
+        raise InvalidDocument("the PDF cannot be read: damaged or an unsupported variant") from exc
     sections = [Section(text=text, page=number) for number, text in enumerate(pages, 1) if text.strip()]
     if not sections:
-        raise InvalidDocument("PDF에서 글자를 찾지 못했어요. 스캔한 이미지 PDF는 읽을 수 없어요.")
+        raise InvalidDocument("no text found in the PDF (scanned image PDFs cannot be read)")
     return sections
 
 
@@ -92,7 +92,7 @@ def faq_from_csv(text: str) -> list[FaqPair]:
     """Rows of question, answer (and optional category); a header row names the columns."""
     rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
     if not rows:
-        raise InvalidDocument("빈 파일이에요.")
+        raise InvalidDocument("the file is empty")
     header = [cell.strip().lower() for cell in rows[0]]
     q, a, c = _index(header, _QUESTION_KEYS), _index(header, _ANSWER_KEYS), _index(header, _CATEGORY_KEYS)
     has_header = q is not None and a is not None
@@ -101,7 +101,7 @@ def faq_from_csv(text: str) -> list[FaqPair]:
     elif len(header) >= 2:
         q, a, c = 0, 1, None
     else:
-        raise InvalidDocument("CSV에는 질문과 답변 두 열이 있어야 해요(머리글: question, answer 또는 질문, 답변).")
+        raise InvalidDocument("a CSV needs two columns, question and answer (header: question,answer or 질문,답변)")
     records = [
         {"question": _cell(row, q), "answer": _cell(row, a), "category": _cell(row, c)} for row in rows
     ]
@@ -113,11 +113,11 @@ def faq_from_json(text: str) -> list[FaqPair]:
     try:
         data: Any = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidDocument(f"JSON 형식이 올바르지 않아요({exc.lineno}번째 줄).") from None
+        raise InvalidDocument(f"invalid JSON (line {exc.lineno})") from None
     if isinstance(data, dict):
         data = next((data[k] for k in _LIST_KEYS if isinstance(data.get(k), list)), None)
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-        raise InvalidDocument('JSON은 [{"question": "...", "answer": "..."}] 형태의 목록이어야 해요.')
+        raise InvalidDocument('the JSON must be a list like [{"question": "...", "answer": "..."}]')
     records = [
         {
             "question": _value(item, _QUESTION_KEYS),
@@ -136,10 +136,10 @@ def _pairs(records: list[dict[str, str]], *, first_line: int) -> list[FaqPair]:
         if not question and not answer:
             continue
         if not question or not answer:
-            raise InvalidDocument(f"{number}번째 항목에 질문이나 답변이 비어 있어요.")
+            raise InvalidDocument(f"item {number} has an empty question or answer")
         pairs.append(FaqPair(question=question, answer=answer, category=record["category"] or None))
     if not pairs:
-        raise InvalidDocument("질문과 답변 쌍을 찾지 못했어요.")
+        raise InvalidDocument("no question and answer pairs found")
     return pairs
 
 

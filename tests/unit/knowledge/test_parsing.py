@@ -63,18 +63,18 @@ def test_faq_json_shapes(payload: object) -> None:
 @pytest.mark.parametrize(
     ("data", "name", "error", "message"),
     [
-        (b"", "a.txt", InvalidDocument, "빈 파일"),
-        (b"  \n ", "a.md", InvalidDocument, "빈 파일"),
-        (b"MZ\x00\x01", "a.exe", UnsupportedType, "지원하지 않는 파일 형식"),
-        (b"abc\x00def", "a.txt", UnsupportedType, "텍스트 파일이 아니에요"),
-        (b"\xff\xfe\xfa\xfb", "a.txt", InvalidDocument, "인코딩"),
+        (b"", "a.txt", InvalidDocument, "empty"),
+        (b"  \n ", "a.md", InvalidDocument, "empty"),
+        (b"MZ\x00\x01", "a.exe", UnsupportedType, "unsupported file type"),
+        (b"abc\x00def", "a.txt", UnsupportedType, "not a text file"),
+        (b"\xff\xfe\xfa\xfb", "a.txt", InvalidDocument, "encoding"),
         (b"not a pdf", "a.pdf", InvalidDocument, "PDF"),
-        (b"%PDF-1.4\n garbage", "a.pdf", InvalidDocument, "PDF를 읽을 수 없어요"),
-        (make_pdf([[]]), "a.pdf", InvalidDocument, "글자를 찾지 못했어요"),
-        (b"question,answer\nQ1,\n", "a.csv", InvalidDocument, "2번째 항목"),
-        (b"only-one-column\n", "a.csv", InvalidDocument, "두 열"),
+        (b"%PDF-1.4\n garbage", "a.pdf", InvalidDocument, "PDF cannot be read"),
+        (make_pdf([[]]), "a.pdf", InvalidDocument, "no text found"),
+        (b"question,answer\nQ1,\n", "a.csv", InvalidDocument, "item 2"),
+        (b"only-one-column\n", "a.csv", InvalidDocument, "two columns"),
         (b"{not json", "a.json", InvalidDocument, "JSON"),
-        (b'{"x": 1}', "a.json", InvalidDocument, "목록"),
+        (b'{"x": 1}', "a.json", InvalidDocument, "must be a list"),
     ],
 )
 def test_bad_files(data: bytes, name: str, error: type[Exception], message: str) -> None:
