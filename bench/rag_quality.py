@@ -154,8 +154,10 @@ def pooled(results: list[DomainResult], split: str) -> DomainResult:
 def report(results: list[DomainResult]) -> str:
     """A markdown table per domain and per split (split rows pool the queries of its domains)."""
     lines = [
-        "| split | domain | hit@1 | hit@3 | MRR | no-answer precision | answerable refused (right one suggested) "
-        "| wrong entry quoted |",
+        (
+            "| split | domain | hit@1 | hit@3 | MRR | no-answer precision | answerable refused (right one suggested) "
+            "| wrong entry quoted |"
+        ),
         "|---|---|---|---|---|---|---|---|",
     ]
     for split in dict.fromkeys(r.split for r in results):

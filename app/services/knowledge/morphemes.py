@@ -22,7 +22,7 @@ class Analysis(NamedTuple):
 
     terms: list[str]
     runs: list[str]
-    morphemes: list[tuple[str, str]] = []
+    morphemes: list[tuple[str, str]]
 
 
 class Morphemes:
