@@ -9,8 +9,9 @@ import json
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from loguru import logger
@@ -25,14 +26,15 @@ from app.services.errors import AnswerError, PermanentError
 from app.services.knowledge import KnowledgeBase, Passage, format_context, sources_json
 from app.services.knowledge.documents import has_documents
 from app.services.knowledge.offline import compose
+from app.services.knowledge.schemas import OfflineAnswer
 from app.services.llm import ChatMessage, LLMClient
 from app.services.names import extract_name, mentions_name
 from app.services.users import ANONYMOUS, set_name
 
+T = TypeVar("T")
+
 # Recorded as the model of offline answers in `promptlog`.
 OFFLINE_MODEL = "offline-knowledge-base"
-# Passages the offline answerer weighs (it quotes the best one).
-OFFLINE_PASSAGES = 3
 _MAX_EVENT_ERROR = 300
 
 
@@ -96,19 +98,29 @@ class Context:
     async def question(self, task: ClaimedTask) -> Question:
         return Question(bot_id=task.bot_id, block_name=task.block_name, turn=await self.turn(task), task_id=task.id)
 
-    async def passages(self, question: Question, *, k: int | None = None) -> list[Passage]:
-        """Passages above the threshold; none (and nothing loaded) for a bot without documents."""
+    async def passages(self, question: Question) -> list[Passage]:
+        """The best matching passages, each flagged `confident` or not; none for a bot without documents."""
+        return await self._from_knowledge(question, self.knowledge.retrieve, [])
+
+    async def offline_answer(self, question: Question) -> OfflineAnswer:
+        """The knowledge base's own answer without an LLM, or its honest "I don't know"."""
+        return await self._from_knowledge(question, self.knowledge.offline_answer, compose([]))
+
+    async def _from_knowledge(
+        self, question: Question, read: Callable[[str, str], Awaitable[T]], fallback: T
+    ) -> T:
+        """`read(bot_id, utterance)`, skipped (nothing loaded) for a bot without documents."""
         async with self.sessions() as session:
             if not await has_documents(session, question.bot_id):
-                return []
+                return fallback
         try:
-            return await self.knowledge.retrieve(question.bot_id, question.turn.utterance, k=k)
+            return await read(question.bot_id, question.turn.utterance)
         except AnswerError:
             raise  # an embedding API failure follows the task's retry policy
         except Exception as exc:  # noqa: BLE001 - a broken index must not stop answers
             logger.warning("Task {}: knowledge retrieval failed, answering without it: {}: {}",
                            question.task_id, type(exc).__name__, exc)
-            return []
+            return fallback
 
 
 def free_question(bot_id: str, utterance: str) -> Question:
@@ -172,7 +184,7 @@ class LLMPipeline(BasePipeline):
             rendered_prompt=json.dumps([m.model_dump() for m in messages], ensure_ascii=False),
             sources=sources_json(passages),
             passages=passages,
-            found=bool(passages),
+            found=any(p.confident for p in passages),
         )
 
     def messages(self, turn: memory.Turn, system_prompt: str, passages: list[Passage]) -> list[ChatMessage]:
@@ -219,8 +231,7 @@ class OfflinePipeline(BasePipeline):
 
     async def answer_question(self, question: Question, *, timeout: float) -> Answer:
         async with asyncio.timeout(timeout):
-            passages = await self.context.passages(question, k=OFFLINE_PASSAGES)
-        result = compose(passages)
+            result = await self.context.offline_answer(question)
         utterance = question.turn.utterance
         return Answer(
             text=result.text,
