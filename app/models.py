@@ -65,6 +65,13 @@ class CallbackStatus(StrEnum):
     EXPIRED = "expired"
 
 
+class CallbackKind(StrEnum):
+    """What a callback POST carries."""
+
+    ANSWER = "answer"
+    APOLOGY = "apology"
+
+
 class AppUser(SQLModel, table=True):
     __tablename__ = "appuser"
     __table_args__ = (sa.UniqueConstraint("bot_id", "kakao_user_id", name="uq_appuser_bot_user"),)
@@ -199,6 +206,13 @@ class AIProcessingTask(SQLModel, table=True):
             postgresql_where=sa.text("status = 'processing'"),
             sqlite_where=sa.text("status = 'processing'"),
         ),
+        # The reaper's sweep for callbacks whose sender died mid-POST.
+        sa.Index(
+            "ix_aiprocessingtask_sending",
+            "callback_lease_expires_at",
+            postgresql_where=sa.text("callback_status = 'sending'"),
+            sqlite_where=sa.text("callback_status = 'sending'"),
+        ),
         sa.Index("ix_aiprocessingtask_user_status", "user_id", "status"),
         sa.Index("ix_aiprocessingtask_status_created", "status", "created_at"),
     )
@@ -221,6 +235,11 @@ class AIProcessingTask(SQLModel, table=True):
     callback_deadline: datetime | None = ts(nullable=True)
     callback_status: str = Field(default=CallbackStatus.NONE, max_length=16)
     callback_error: str | None = Field(default=None, sa_type=sa.Text)
+    # Who holds (or last held) the POST, its lease (renewed while the POST is in flight; expired in `sending`
+    # means the sender died and the POST is sent once more), and what it carries (answer or apology).
+    callback_sender: str | None = Field(default=None, max_length=200)
+    callback_lease_expires_at: datetime | None = ts(nullable=True)
+    callback_kind: str | None = Field(default=None, max_length=16)
     ai_response: str | None = Field(default=None, sa_type=sa.Text)
     # When the answer reached the user (callback, sync reply or their next message); NULL = still owed.
     answer_delivered_at: datetime | None = ts(nullable=True)

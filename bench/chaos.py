@@ -47,6 +47,8 @@ def plan(users: int, scale: float) -> dict[str, Callable[[str, Path], Awaitable[
         "two-by-two": lambda url, wd: scenarios.two_by_two(url, wd, users=n(500), messages=3, log_level=quiet),
         "kills": lambda url, wd: scenarios.worker_kills(
             url, wd, users=n(200), messages=3, kills=5, rate=20, log_level=quiet),
+        "kill-send": lambda url, wd: scenarios.kill_during_send(
+            url, wd, users=n(50), messages=3, kills=2, held=6, rate=8, log_level=quiet),
         "poison": lambda url, wd: scenarios.poison_task(url, wd, messages=n(10), log_level=quiet),
         "sigterm": lambda url, wd: scenarios.sigterm_under_load(url, wd, users=n(120), messages=2, log_level=quiet),
         "llm-faults": lambda url, wd: scenarios.llm_faults(url, wd, users=n(300), messages=3, log_level=quiet),

@@ -119,8 +119,7 @@ async def ours_bare_cycle(url: str, fake_port: int, n: int, consumers: int = 4) 
     async def consume(name: str) -> None:
         while tasks := await store.claim(worker_id=name, limit=50, now=utcnow(), lease_seconds=15):
             for task in tasks:
-                await store.complete(task, worker_id=name, answer=StoredAnswer(text="ok"), now=utcnow(),
-                                     take_callback=False)
+                await store.complete(task, worker_id=name, answer=StoredAnswer(text="ok"), now=utcnow())
 
     await asyncio.gather(*(consume(f"bench-{i}") for i in range(consumers)))
     ended = time.perf_counter()

@@ -8,7 +8,8 @@ receive.
 The LLM answers with `answer_for(last user message)`, so a test can tell which message an answer belongs to.
 The Kakao peer answers `{"taskId", "status", "message", "timestamp"}` and, for tokens handed out with
 `issue()`, behaves like Kakao: each URL works once, and is rejected when used before `not_before` seconds or
-after `expires_after` seconds. It can be slow (`delay`) or answer with a redirect (`redirect_to`).
+after `expires_after` seconds. It can be slow (`delay`), answer with a redirect (`redirect_to`), or hold POSTs
+unanswered until their sender dies (`hold`).
 """
 
 import asyncio
@@ -61,12 +62,17 @@ class KakaoRules:
     expires_after: float = 60.0
     delay: float = 0.0  # answer this late (a slow Kakao); a client gone by then never saw the answer
     redirect_to: str | None = None  # answer every POST with a 307 to this URL
+    # Hold the next `hold` POSTs Kakao would accept, unanswered until their sender hangs up (a test kills it).
+    # Whether Kakao received a POST whose sender died is unknowable to the sender, so both happen: the 1st,
+    # 3rd... held POST is shown (its URL spent), the 2nd, 4th... never arrived (status LOST, URL unspent).
+    hold: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class CallbackPost:
     """One POST the Kakao peer received. `status` is what it answered (SUCCESS, FAIL, REDIRECT), or
-    ABANDONED when the sender hung up before a slow answer was ready (the user never saw it)."""
+    ABANDONED when the sender hung up before a slow answer was ready (the user never saw it), or LOST for a
+    held POST taken as never received. `held`: its sender died waiting for the answer."""
 
     token: str
     body: Any
@@ -74,6 +80,7 @@ class CallbackPost:
     message: str
     at: float  # time.monotonic()
     age: float | None  # seconds since the token was issued
+    held: bool = False
 
 
 @dataclass
@@ -89,6 +96,9 @@ class FakeServices:
         self.callbacks: list[tuple[str, dict[str, Any]]] = []  # (token, body) of every POST, in order
         self.posts: list[CallbackPost] = []
         self.issued: dict[str, float] = {}
+        self.spent: set[str] = set()  # tokens Kakao has taken a POST for
+        self.holding: set[str] = set()  # tokens of the POSTs held right now
+        self._held = 0
         self._random = random.Random(self.llm.seed)
 
     def issue(self, token: str) -> None:
@@ -111,6 +121,8 @@ class FakeServices:
         raw = bytearray()
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                return None  # the sender died mid-request: like any HTTP server, nothing was received
             raw += message.get("body", b"")
             if not message.get("more_body"):
                 break
@@ -170,7 +182,7 @@ class FakeServices:
             body = None
         issued = self.issued.get(token)
         age = arrived - issued if issued is not None else None
-        used = any(t == token for t, _ in self.callbacks)
+        used = token in self.spent
         self.callbacks.append((token, body))
         rules = self.kakao
         if rules.redirect_to:
@@ -184,11 +196,29 @@ class FakeServices:
             status, message = "FAIL", INVALID_JSON
         else:
             status, message = "SUCCESS", "OK"
+        if status == "SUCCESS" and rules.hold > 0:
+            return await self._hold(token, body, arrived, age, receive)
+        self.spent.add(token)
         if rules.delay and await _disconnected(receive, rules.delay):
             status = "ABANDONED" if status == "SUCCESS" else status
         self.posts.append(CallbackPost(token, body, status, message, arrived, age))
         answer = {"taskId": token, "status": status, "message": message, "timestamp": int(time.time() * 1000)}
         return await _reply(send, 200, answer)
+
+    async def _hold(self, token: str, body: Any, arrived: float, age: float | None, receive: Receive) -> None:
+        """Answer nothing until the sender hangs up; then the POST was shown or never arrived, in turn."""
+        self.kakao.hold -= 1
+        shown = self._held % 2 == 0
+        self._held += 1
+        if shown:
+            self.spent.add(token)
+        self.holding.add(token)
+        try:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+        finally:
+            self.holding.discard(token)
+            self.posts.append(CallbackPost(token, body, "SUCCESS" if shown else "LOST", "OK", arrived, age, held=True))
 
 
 _CALLBACK_PATH = re.compile(r"/v1/bots/[^/]+/callback/[^/]+")

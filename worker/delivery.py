@@ -1,8 +1,8 @@
-"""Spend a task's single-use Kakao callback URL: at most one POST that may have reached Kakao."""
+"""Spend a task's single-use Kakao callback URL: one POST that may have reached Kakao per sender; another worker
+repeats it only when its sender died without recording the outcome."""
 
 import asyncio
-from datetime import datetime
-from enum import StrEnum
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,8 +17,8 @@ from app.kakao import (
     redact_callback_url,
     send_callback,
 )
-from app.models import CallbackStatus, utcnow
-from app.queue import ClaimedTask
+from app.models import CallbackKind, CallbackStatus, utcnow
+from app.queue import ClaimedTask, OrphanedCallback
 from app.services.callback_policy import callback_problem
 from worker.store import QueueStore
 
@@ -37,26 +37,34 @@ CALLBACK_CONNECTIONS = 32
 CALLBACK_KEEPALIVE_SECONDS = 2.0
 
 
-class CallbackKind(StrEnum):
-    ANSWER = "answer"
-    APOLOGY = "apology"
-
-
 class Delivery:
-    """POSTs final responses to callback URLs, recording each step in `callback_status`."""
+    """POSTs final responses to callback URLs, recording each step in `callback_status`.
 
-    def __init__(self, settings: Settings, store: QueueStore, http: httpx.AsyncClient) -> None:
+    While a POST is in flight its sender holds a send lease (renewed with the task leases); a POST whose sender
+    died is sent once more by another worker (`repeat_of`).
+    """
+
+    def __init__(self, settings: Settings, store: QueueStore, http: httpx.AsyncClient, *, worker_id: str) -> None:
         self._settings = settings
         self._store = store
         self._http = http
+        self._worker_id = worker_id
         self._posting = asyncio.Semaphore(CALLBACK_CONNECTIONS)
 
     async def send(
-        self, task: ClaimedTask, response: SkillResponse | dict[str, Any], *, kind: CallbackKind, taken: bool = False
+        self,
+        task: ClaimedTask | OrphanedCallback,
+        response: SkillResponse | dict[str, Any],
+        *,
+        kind: CallbackKind,
+        taken: bool = False,
+        repeat_of: CallbackKind | None = None,
     ) -> CallbackStatus | None:
         """Deliver `response` once; the final callback status, or None when the URL was not ours to use.
 
-        `taken`: the caller already moved the callback to `sending` (with the stored answer).
+        `taken`: the caller already holds the callback in `sending` (with the stored answer, or taken over).
+        `repeat_of`: this POST repeats one of that kind whose outcome was lost with its worker; Kakao refusing
+        the token then means the first one arrived.
         """
         url = task.callback_url
         if url is None or task.callback_status == CallbackStatus.NONE:
@@ -71,7 +79,10 @@ class Delivery:
             remaining = (task.callback_deadline - utcnow()).total_seconds() if task.callback_deadline else 30.0
             if remaining <= 0:
                 return await self._settle(task, kind, state, CallbackStatus.EXPIRED, "deadline passed")
-            if state is CallbackStatus.PENDING and not await self._move(task, state, CallbackStatus.SENDING):
+            if state is CallbackStatus.PENDING and not await self._move(
+                task, state, CallbackStatus.SENDING, kind=kind,
+                lease_until=utcnow() + timedelta(seconds=self._settings.task_lease_seconds),
+            ):
                 return None  # already spent (or being spent) by someone else
             state = CallbackStatus.SENDING
             try:
@@ -89,16 +100,29 @@ class Delivery:
                 if kind is CallbackKind.ANSWER:
                     metrics.END_TO_END_LATENCY.observe((delivered - task.created_at).total_seconds())
                 return CallbackStatus.SENT
+            if repeat_of is not None and result.token_refused:
+                # Single use: the lost POST arrived and was shown; this repeat was refused, nothing shown twice.
+                logger.info("Task {}: repeated {} callback refused as already used: the first one arrived",
+                            task.id, repeat_of)
+                return await self._settle(
+                    task, repeat_of, CallbackStatus.SENDING, CallbackStatus.SENT, f"repeat refused: {detail.strip()}",
+                    delivered_at=utcnow() if repeat_of is CallbackKind.ANSWER else None,
+                )
             if not result.retryable or pause is None:
                 logger.warning("Task {}: {} callback failed: {}", task.id, kind, detail.strip())
                 return await self._settle(task, kind, CallbackStatus.SENDING, CallbackStatus.FAILED, detail.strip())
             metrics.CALLBACKS.labels(kind, result.outcome).inc()
-            await self._move(task, CallbackStatus.SENDING, CallbackStatus.PENDING, error=detail.strip())
-            state = CallbackStatus.PENDING
+            if repeat_of is None:
+                await self._move(task, CallbackStatus.SENDING, CallbackStatus.PENDING, error=detail.strip())
+                state = CallbackStatus.PENDING
+            # A repeat keeps `sending`: whether the lost POST arrived is still unknown, so it must not be
+            # taken as a fresh, unspent callback.
             await asyncio.sleep(pause)
         return None  # unreachable: the last pause is None
 
-    async def _post(self, task: ClaimedTask, url: str, response: SkillResponse | dict[str, Any]) -> CallbackResult:
+    async def _post(
+        self, task: ClaimedTask | OrphanedCallback, url: str, response: SkillResponse | dict[str, Any]
+    ) -> CallbackResult:
         async with self._posting:
             remaining = (task.callback_deadline - utcnow()).total_seconds() if task.callback_deadline else 30.0
             if remaining <= 0:
@@ -108,7 +132,7 @@ class Delivery:
 
     async def _settle(
         self,
-        task: ClaimedTask,
+        task: ClaimedTask | OrphanedCallback,
         kind: CallbackKind,
         from_: CallbackStatus,
         to: CallbackStatus,
@@ -122,19 +146,22 @@ class Delivery:
 
     async def _move(
         self,
-        task: ClaimedTask,
+        task: ClaimedTask | OrphanedCallback,
         from_: CallbackStatus,
         to: CallbackStatus,
         *,
         error: str | None = None,
         delivered_at: datetime | None = None,
+        lease_until: datetime | None = None,
+        kind: CallbackKind | None = None,
     ) -> bool:
         """The conditional state change, outliving a short database outage: a POST that reached Kakao but was
         never recorded as `sent` would leave the answer owed, and the user would get it a second time."""
         for pause in (*_RECORD_PAUSES, None):
             try:
                 return await self._store.move_callback(
-                    task.id, from_=from_, to=to, error=error, delivered_at=delivered_at
+                    task.id, from_=from_, to=to, sender=self._worker_id, error=error, delivered_at=delivered_at,
+                    lease_until=lease_until, kind=kind,
                 )
             except Exception as exc:  # a database error: the step must still be recorded
                 if pause is None:

@@ -74,6 +74,9 @@ class WorkerJobs:
         await self._pool.renew_leases()
 
     async def reap(self) -> None:
+        """Callback POSTs and tasks of dead workers (leases run out) go back to work, the POSTs first: their
+        deadline is the nearer one."""
+        await self._pool.resend_orphaned()
         async with self._engine.begin() as conn:
             requeued = await queue.reap_expired(conn, now=utcnow())
         if requeued:

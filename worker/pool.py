@@ -12,7 +12,7 @@ from app import metrics
 from app.models import utcnow
 from app.queue import ClaimedTask, Wakeup, release
 from worker.store import QueueStore
-from worker.runner import TaskRunner
+from worker.runner import FollowUp, TaskRunner
 
 _CLAIM_ERROR_PAUSE = 1.0
 
@@ -41,8 +41,9 @@ class WorkerPool:
         self._poll_seconds = poll_seconds
         self._lease_seconds = lease_seconds
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
-        # Callback deliveries of finished attempts: they wait on Kakao, not on a slot.
-        self._deliveries: set[asyncio.Task[object]] = set()
+        # Callback deliveries (of finished attempts, or taken over from dead senders) and their task ids: they
+        # wait on Kakao, not on a slot, and their send leases are renewed with the task leases.
+        self._deliveries: dict[asyncio.Task[object], uuid.UUID] = {}
         self._stopping = asyncio.Event()
         self._queue_may_have_more = False
 
@@ -51,10 +52,25 @@ class WorkerPool:
         return len(self._running)
 
     async def renew_leases(self) -> None:
-        """Extend the leases of running tasks only, so a crashed task's lease runs out and is reaped."""
+        """Extend the leases of running tasks and pending deliveries only, so a crashed one's lease runs out."""
         await self._store.renew_leases(
-            list(self._running), worker_id=self._worker_id, now=utcnow(), lease_seconds=self._lease_seconds
+            self._busy_ids(), worker_id=self._worker_id, now=utcnow(), lease_seconds=self._lease_seconds
         )
+
+    async def resend_orphaned(self) -> None:
+        """Take over the callbacks whose sender died mid-send and POST each once more (see `TaskRunner.resend`)."""
+        if self._stopping.is_set():
+            return
+        orphans = await self._store.take_orphaned_callbacks(
+            worker_id=self._worker_id, now=utcnow(), lease_seconds=self._lease_seconds, skip=self._busy_ids()
+        )
+        for orphan in orphans:
+            logger.warning("Task {}: its {} callback's sender died mid-send; sending it once more",
+                           orphan.id, orphan.callback_kind)
+            self._deliver(orphan.id, self._runner.resend(orphan))
+
+    def _busy_ids(self) -> list[uuid.UUID]:
+        return [*self._running, *self._deliveries.values()]
 
     async def run(self) -> None:
         """Claim and start tasks until `stop_claiming` is called."""
@@ -96,7 +112,7 @@ class WorkerPool:
                 logger.warning("Could not release {} task(s): {}", len(unfinished), type(exc).__name__)
         if self._deliveries:
             await asyncio.wait(set(self._deliveries), timeout=max(deadline - loop.time(), 0.0))
-        # An interrupted delivery leaves its answer for the user's next message.
+        # An interrupted delivery stays `sending`: once its lease runs out another worker sends it again.
         await _cancel(set(self._deliveries))
 
     async def _claim(self, limit: int) -> list[ClaimedTask]:
@@ -113,12 +129,15 @@ class WorkerPool:
     async def _work(self, task: ClaimedTask) -> None:
         follow_up = await self._runner.run(task)
         if follow_up is not None:
-            delivery = asyncio.create_task(follow_up(), name=f"deliver-{task.id}")
-            self._deliveries.add(delivery)
-            delivery.add_done_callback(self._delivered)
+            self._deliver(task.id, follow_up)
+
+    def _deliver(self, task_id: uuid.UUID, follow_up: FollowUp) -> None:
+        delivery = asyncio.create_task(follow_up(), name=f"deliver-{task_id}")
+        self._deliveries[delivery] = task_id
+        delivery.add_done_callback(self._delivered)
 
     def _delivered(self, delivery: asyncio.Task[object]) -> None:
-        self._deliveries.discard(delivery)
+        self._deliveries.pop(delivery, None)
         if not delivery.cancelled() and delivery.exception() is not None:
             exc = delivery.exception()
             logger.opt(exception=exc).error("Callback delivery crashed: {}", type(exc).__name__)

@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import metrics
 from app.kakao import text_reply
-from app.models import CallbackStatus, TaskStatus, utcnow
-from app.queue import ClaimedTask, LeaseLost, Wakeup, autocommit, fail, schedule_retry
+from app.models import CallbackKind, CallbackStatus, TaskStatus, utcnow
+from app.queue import ClaimedTask, LeaseLost, OrphanedCallback, Wakeup, autocommit, fail, schedule_retry
 from worker.store import QueueStore
-from worker.delivery import DELAY_APOLOGY, FAILURE_APOLOGY, CallbackKind, Delivery
+from worker.delivery import DELAY_APOLOGY, FAILURE_APOLOGY, Delivery
 from app.services.errors import PermanentError, RetryableError
 from app.services.pipeline import Answer, AnswerPipeline
 from app.services.texts import CHECK_ANSWER
@@ -40,6 +40,7 @@ class TaskRunner:
         wakeup: Wakeup,
         policy: RetryPolicy,
         answer_timeout: float,
+        lease_seconds: float,
     ) -> None:
         self._engine = engine
         self._queue = store
@@ -49,6 +50,7 @@ class TaskRunner:
         self._wakeup = wakeup
         self._policy = policy
         self._answer_timeout = answer_timeout
+        self._lease_seconds = lease_seconds
 
     async def run(self, task: ClaimedTask) -> FollowUp | None:
         """Work one attempt; returns the callback delivery still to make, which needs no worker slot.
@@ -108,10 +110,11 @@ class TaskRunner:
 
     async def _store(self, task: ClaimedTask, answer: Answer, *, take_callback: bool) -> bool:
         """Store the answer before any delivery, so a failed callback never costs a second LLM call."""
+        now = utcnow()
+        send_lease = now + timedelta(seconds=self._lease_seconds) if take_callback else None
         try:
-            await self._queue.complete(
-                task, worker_id=self._worker_id, answer=answer, now=utcnow(), take_callback=take_callback
-            )
+            await self._queue.complete(task, worker_id=self._worker_id, answer=answer, now=now,
+                                       send_lease_until=send_lease)
         except LeaseLost:
             logger.warning("Task {}: lease lost before the answer was stored; another worker owns it", task.id)
             return False
@@ -152,6 +155,20 @@ class TaskRunner:
         metrics.TASKS_FINISHED.labels(TaskStatus.FAILED).inc()
         logger.warning("Task {} failed after attempt {}: {}", task.id, task.attempts, _describe(exc))
         return self._apology(task, FAILURE_APOLOGY) if callback_open else None
+
+    def resend(self, orphan: OrphanedCallback) -> FollowUp:
+        """The POST of a callback whose sender died mid-send, once more, with the best final response there is now.
+
+        A refusal of the repeat proves only what the lost POST carried (an apology proves nothing about the answer).
+        """
+        lost = CallbackKind(orphan.callback_kind or CallbackKind.APOLOGY)  # unknown: claim the least
+        if orphan.status == TaskStatus.COMPLETED and orphan.ai_response is not None:
+            body, kind = text_reply(orphan.ai_response), CallbackKind.ANSWER
+        elif orphan.status == TaskStatus.FAILED:
+            body, kind = text_reply(FAILURE_APOLOGY), CallbackKind.APOLOGY
+        else:  # still being answered: the answer will wait for the user's next message
+            body, kind = text_reply(DELAY_APOLOGY, quick_replies=[CHECK_ANSWER]), CallbackKind.APOLOGY
+        return partial(self._delivery.send, orphan, body, kind=kind, taken=True, repeat_of=lost)
 
     def _apology(self, task: ClaimedTask, text: str, quick_replies: list[str] | None = None) -> FollowUp:
         return partial(self._delivery.send, task, text_reply(text, quick_replies=quick_replies), kind=CallbackKind.APOLOGY)

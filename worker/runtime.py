@@ -72,11 +72,12 @@ class Worker:
             engine=db.engine,
             store=store,
             pipeline=pipeline,
-            delivery=Delivery(settings, store, self._http),
+            delivery=Delivery(settings, store, self._http, worker_id=self.worker_id),
             worker_id=self.worker_id,
             wakeup=self.wakeup,
             policy=RetryPolicy.from_settings(settings),
             answer_timeout=settings.task_answer_timeout_seconds,
+            lease_seconds=settings.task_lease_seconds,
         )
         self.pool = WorkerPool(
             engine=db.engine,

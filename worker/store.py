@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 
 from app import queue
 from app.db import Database
-from app.models import CallbackStatus
-from app.queue import ClaimedTask, LeaseLost, StoredAnswer
-from app.queue.sql import CLAIM_SQL, COMPLETE_SQL, MOVE_CALLBACK_SQL, RENEW_SQL
+from app.models import CallbackKind, CallbackStatus
+from app.queue import ClaimedTask, LeaseLost, OrphanedCallback, StoredAnswer
+from app.queue.sql import CLAIM_SQL, COMPLETE_SQL, MOVE_CALLBACK_SQL, RENEW_SQL, TAKE_ORPHANED_SQL
 
 
 class QueueStore:
@@ -31,7 +31,8 @@ class QueueStore:
     async def renew_leases(
         self, task_ids: list[uuid.UUID], *, worker_id: str, now: datetime, lease_seconds: float
     ) -> None:
-        """Extend leases (see `app.queue.renew_leases`); on its own pool, so a busy SQLAlchemy pool cannot delay it."""
+        """Extend task and send leases (see `app.queue.renew_leases`); on its own pool, so a busy SQLAlchemy pool
+        cannot delay it."""
         if not task_ids:
             return
         if not self._db.is_postgres:
@@ -42,19 +43,25 @@ class QueueStore:
         await pool.execute(RENEW_SQL, task_ids, worker_id, now + timedelta(seconds=lease_seconds))
 
     async def complete(
-        self, task: ClaimedTask, *, worker_id: str, answer: StoredAnswer, now: datetime, take_callback: bool
+        self,
+        task: ClaimedTask,
+        *,
+        worker_id: str,
+        answer: StoredAnswer,
+        now: datetime,
+        send_lease_until: datetime | None = None,
     ) -> int:
         """Store the answer (see `app.queue.complete`); raises LeaseLost when the task is no longer ours."""
         if not self._db.is_postgres:
             async with self._db.engine.begin() as conn:
                 return await queue.complete(
-                    conn, task, worker_id=worker_id, answer=answer, now=now, take_callback=take_callback
+                    conn, task, worker_id=worker_id, answer=answer, now=now, send_lease_until=send_lease_until
                 )
         pool = await self._db.raw_pool()
         message_id = await pool.fetchval(
             COMPLETE_SQL, task.id, worker_id, answer.text, now, answer.input_tokens, answer.output_tokens,
             answer.template_name, answer.template_version, answer.rendered_prompt, answer.model,
-            answer.latency_ms, answer.finish_reason, answer.sources, take_callback,
+            answer.latency_ms, answer.finish_reason, answer.sources, send_lease_until,
         )
         if message_id is None:
             raise LeaseLost(str(task.id))
@@ -66,15 +73,35 @@ class QueueStore:
         *,
         from_: CallbackStatus,
         to: CallbackStatus,
+        sender: str | None = None,
         error: str | None = None,
         delivered_at: datetime | None = None,
+        lease_until: datetime | None = None,
+        kind: CallbackKind | None = None,
     ) -> bool:
         """Conditional callback state change (see `app.queue.move_callback`)."""
         if not self._db.is_postgres:
             async with queue.autocommit(self._db.engine) as conn:
                 return await queue.move_callback(
-                    conn, task_id, from_=from_, to=to, error=error, delivered_at=delivered_at
+                    conn, task_id, from_=from_, to=to, sender=sender, error=error, delivered_at=delivered_at,
+                    lease_until=lease_until, kind=kind,
                 )
         pool = await self._db.raw_pool()
-        status = await pool.execute(MOVE_CALLBACK_SQL, task_id, from_, to, error, delivered_at)
+        status = await pool.execute(
+            MOVE_CALLBACK_SQL, task_id, from_, to, error, delivered_at, sender, lease_until, kind
+        )
         return status == "UPDATE 1"
+
+    async def take_orphaned_callbacks(
+        self, *, worker_id: str, now: datetime, lease_seconds: float, skip: list[uuid.UUID]
+    ) -> list[OrphanedCallback]:
+        """Take over the sends of dead senders (see `app.queue.take_orphaned_callbacks`); on the raw pool, so a
+        SQLAlchemy pool busy with a burst of reclaimed tasks cannot hold the repeats back towards the deadline."""
+        if not self._db.is_postgres:
+            async with queue.autocommit(self._db.engine) as conn:
+                return await queue.take_orphaned_callbacks(
+                    conn, worker_id=worker_id, now=now, lease_seconds=lease_seconds, skip=skip
+                )
+        pool = await self._db.raw_pool()
+        rows = await pool.fetch(TAKE_ORPHANED_SQL, worker_id, now, now + timedelta(seconds=lease_seconds), skip)
+        return [OrphanedCallback.model_validate(dict(row)) for row in rows]

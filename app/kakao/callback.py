@@ -17,6 +17,9 @@ from app.kakao.response import SkillResponse
 _MAX_MESSAGE_CHARS = 300
 # Shorter last segments are ordinary words (e.g. a local test path), not tokens.
 _MIN_TOKEN_CHARS = 8
+# How Kakao's FAIL message starts when the token is wrong, expired or already used (Kakao i Open Builder guide:
+# skill_guide/ai_chatbot_callback_guide).
+_INVALID_TOKEN = "invalid callback token"
 
 
 class CallbackOutcome(StrEnum):
@@ -40,6 +43,15 @@ class CallbackResult:
     @property
     def retryable(self) -> bool:
         return self.outcome is CallbackOutcome.NOT_SENT
+
+    @property
+    def token_refused(self) -> bool:
+        """Kakao refused the callback token (wrong, expired or already used): its single use is gone."""
+        return (
+            self.outcome is CallbackOutcome.REJECTED
+            and self.kakao_status == "FAIL"
+            and (self.message or "").lower().startswith(_INVALID_TOKEN)
+        )
 
 
 def _verbatim_url(url: str) -> httpx.URL:

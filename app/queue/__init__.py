@@ -5,11 +5,23 @@
 enqueue on PostgreSQL). The names below are the package's public surface.
 """
 
-from app.queue.callbacks import move_callback, open_task_count, take_answer, take_pending_answers
+from app.queue.callbacks import (
+    move_callback,
+    open_task_count,
+    take_answer,
+    take_orphaned_callbacks,
+    take_pending_answers,
+)
 from app.queue.connection import Conn, autocommit
 from app.queue.heartbeats import beat, forget_worker, list_workers, prune_workers
 from app.queue.reads import get_task, latest_answered_task, list_tasks, stats
-from app.queue.schemas import ClaimedTask, LeaseLost, QueueStats, StoredAnswer
+from app.queue.schemas import (
+    ClaimedTask,
+    LeaseLost,
+    OrphanedCallback,
+    QueueStats,
+    StoredAnswer,
+)
 from app.queue.tasks import (
     FINISHED,
     claim,
@@ -31,6 +43,7 @@ __all__ = [
     "ClaimedTask",
     "Conn",
     "LeaseLost",
+    "OrphanedCallback",
     "QueueStats",
     "StoredAnswer",
     "Wakeup",
@@ -56,5 +69,6 @@ __all__ = [
     "schedule_retry",
     "stats",
     "take_answer",
+    "take_orphaned_callbacks",
     "take_pending_answers",
 ]

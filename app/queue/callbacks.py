@@ -1,16 +1,18 @@
-"""The single-use callback and the answers it may carry: callback moves, answers taken for delivery."""
+"""The single-use callback and the answers it may carry: callback moves, orphaned sends, answers taken for delivery."""
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import AIProcessingTask, CallbackStatus, TaskStatus, utcnow
+from app.models import AIProcessingTask, CallbackKind, CallbackStatus, TaskStatus, utcnow
 from app.queue.connection import Conn
+from app.queue.schemas import OrphanedCallback
 from app.queue.sql import ANSWER_OWED
 
 _task = AIProcessingTask.__table__
+_ORPHAN_COLUMNS = [_task.c[name] for name in OrphanedCallback.model_fields]
 # The owed condition is one SQL text for both paths; `now` binds with the column's own type.
 _ANSWER_OWED = text(ANSWER_OWED.format(now=":now")).bindparams(bindparam("now", type_=_task.c.callback_deadline.type))
 
@@ -21,19 +23,55 @@ async def move_callback(
     *,
     from_: CallbackStatus,
     to: CallbackStatus,
+    sender: str | None = None,
     error: str | None = None,
     delivered_at: datetime | None = None,
+    lease_until: datetime | None = None,
+    kind: CallbackKind | None = None,
 ) -> bool:
-    """Conditional callback state change; False when another actor moved it first."""
-    values: dict[str, object] = {"callback_status": to}
+    """Conditional callback state change; False when another actor moved it first.
+
+    Into `sending`: `sender` holds the POST until `lease_until`, carrying `kind`. Out of `sending`: only its
+    sender may move it (a worker whose send was taken over after its lease ran out moves nothing).
+    """
+    values: dict[str, object] = {"callback_status": to, "callback_lease_expires_at": lease_until}
+    if sender is not None:
+        values["callback_sender"] = sender
+    if kind is not None:
+        values["callback_kind"] = kind
     if error is not None:
         values["callback_error"] = error
     if delivered_at is not None:
         values["answer_delivered_at"] = delivered_at
-    result = await session.execute(
-        update(_task).where(_task.c.id == task_id, _task.c.callback_status == from_).values(**values)
-    )
+    held = _task.c.callback_status == from_
+    if from_ == CallbackStatus.SENDING:
+        held &= _task.c.callback_sender.is_not_distinct_from(sender)
+    result = await session.execute(update(_task).where(_task.c.id == task_id, held).values(**values))
     return result.rowcount == 1
+
+
+async def take_orphaned_callbacks(
+    session: Conn, *, worker_id: str, now: datetime, lease_seconds: float, skip: list[uuid.UUID]
+) -> list[OrphanedCallback]:
+    """Take over the callbacks left `sending` by dead senders (lease expired) whose deadline is still ahead.
+
+    Their POST's outcome was lost with the sender: it is sent once more (Kakao refuses a repeat of one that
+    arrived). `skip`: tasks this process is still working on, whose POST must never be doubled.
+    """
+    rows = (
+        await session.execute(
+            update(_task)
+            .where(
+                _task.c.callback_status == CallbackStatus.SENDING,
+                _task.c.callback_lease_expires_at < now,
+                _task.c.callback_deadline > now,
+                _task.c.id.not_in(skip),
+            )
+            .values(callback_sender=worker_id, callback_lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .returning(*_ORPHAN_COLUMNS)
+        )
+    ).mappings().all()
+    return [OrphanedCallback.model_validate(dict(row)) for row in rows]
 
 
 async def take_answer(session: AsyncSession, task_id: uuid.UUID, *, now: datetime) -> str | None:

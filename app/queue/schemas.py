@@ -1,4 +1,4 @@
-"""What the queue hands out and takes in: a claimed task, a stored answer, queue statistics."""
+"""What the queue hands out and takes in: a claimed task, an orphaned callback, a stored answer, queue statistics."""
 
 import uuid
 from datetime import datetime
@@ -25,6 +25,22 @@ class ClaimedTask(BaseModel):
     callback_status: str
     created_at: datetime
     started_at: datetime
+
+
+class OrphanedCallback(BaseModel):
+    """A callback its sender left `sending` when it died, taken over to be POSTed once more."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: uuid.UUID
+    status: str
+    callback_url: str
+    callback_not_before: datetime | None
+    callback_deadline: datetime | None
+    callback_status: str
+    callback_kind: str | None  # what the lost POST carried
+    ai_response: str | None
+    created_at: datetime
 
 
 class StoredAnswer(BaseModel):

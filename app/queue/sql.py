@@ -4,7 +4,7 @@ Raw statements run on asyncpg (PostgreSQL) where a hot path cannot afford SQLAlc
 Each mirrors its SQLAlchemy twin exactly, and tests run both against the same expectations.
 """
 
-from app.queue.schemas import ClaimedTask
+from app.queue.schemas import ClaimedTask, OrphanedCallback
 from app.queue.wakeup import NOTIFY_CHANNEL
 
 # An answer still owed to its user: completed, not yet handed over, and no callback can still carry it
@@ -31,10 +31,11 @@ RETURNING {_COLUMNS}
 """
 
 # The task row is locked first, so a reaper that got there before us leaves `held` empty and
-# nothing is written (no orphan message).
+# nothing is written (no orphan message). A non-NULL $14 takes a pending callback for this worker until then.
 COMPLETE_SQL = """
 WITH held AS (
-    SELECT id, conversation_id, user_id FROM aiprocessingtask
+    SELECT id, conversation_id, user_id, ($14::timestamptz IS NOT NULL AND callback_status = 'pending') AS takes
+    FROM aiprocessingtask
     WHERE id = $1 AND locked_by = $2 AND status = 'processing'
     FOR UPDATE
 ),
@@ -54,22 +55,43 @@ log AS (
 UPDATE aiprocessingtask t
 SET status = 'completed', ai_response = $3, response_message_id = msg.id, input_tokens = $5, output_tokens = $6,
     completed_at = $4, locked_by = NULL, lease_expires_at = NULL,
-    callback_status = CASE WHEN $14 AND t.callback_status = 'pending' THEN 'sending' ELSE t.callback_status END
-FROM msg
+    callback_status = CASE WHEN held.takes THEN 'sending' ELSE t.callback_status END,
+    callback_sender = CASE WHEN held.takes THEN $2 ELSE t.callback_sender END,
+    callback_lease_expires_at = CASE WHEN held.takes THEN $14 ELSE t.callback_lease_expires_at END,
+    callback_kind = CASE WHEN held.takes THEN 'answer' ELSE t.callback_kind END
+FROM msg, held
 WHERE t.id = $1
 RETURNING msg.id
 """
 
+# Task leases of the tasks a worker runs, send leases of the callbacks it POSTs ($1: both kinds of ids).
 RENEW_SQL = """
-UPDATE aiprocessingtask SET lease_expires_at = $3
-WHERE id = ANY($1::uuid[]) AND locked_by = $2 AND status = 'processing'
+UPDATE aiprocessingtask
+SET lease_expires_at = CASE WHEN locked_by = $2 AND status = 'processing' THEN $3 ELSE lease_expires_at END,
+    callback_lease_expires_at = CASE WHEN callback_sender = $2 AND callback_status = 'sending'
+                                     THEN $3 ELSE callback_lease_expires_at END
+WHERE id = ANY($1::uuid[])
+  AND ((locked_by = $2 AND status = 'processing') OR (callback_sender = $2 AND callback_status = 'sending'))
 """
 
+# Out of `sending`, only its sender ($6) may move a callback; into `sending`, $6 holds it until $7, carrying $8.
 MOVE_CALLBACK_SQL = """
 UPDATE aiprocessingtask
 SET callback_status = $3, callback_error = COALESCE($4, callback_error),
-    answer_delivered_at = COALESCE($5, answer_delivered_at)
-WHERE id = $1 AND callback_status = $2
+    answer_delivered_at = COALESCE($5, answer_delivered_at),
+    callback_sender = COALESCE($6, callback_sender), callback_lease_expires_at = $7,
+    callback_kind = COALESCE($8, callback_kind)
+WHERE id = $1 AND callback_status = $2 AND ($2 <> 'sending' OR callback_sender IS NOT DISTINCT FROM $6)
+"""
+
+# Callbacks whose sender died mid-send (send lease expired, deadline ahead), taken over by $1 until $3;
+# $4: tasks the taking process is still working on.
+TAKE_ORPHANED_SQL = f"""
+UPDATE aiprocessingtask
+SET callback_sender = $1, callback_lease_expires_at = $3
+WHERE callback_status = 'sending' AND callback_lease_expires_at < $2 AND callback_deadline > $2
+  AND id <> ALL($4::uuid[])
+RETURNING {", ".join(OrphanedCallback.model_fields)}
 """
 
 # /skill's PostgreSQL fast path: user, conversation, message and task in one statement (see app.queue.intake).

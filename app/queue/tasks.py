@@ -8,10 +8,18 @@ Functions take the caller's session or connection and never commit: the caller o
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, insert, select, update
+from sqlalchemy import case, delete, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import AIProcessingTask, CallbackStatus, Message, PromptLog, Role, TaskStatus
+from app.models import (
+    AIProcessingTask,
+    CallbackKind,
+    CallbackStatus,
+    Message,
+    PromptLog,
+    Role,
+    TaskStatus,
+)
 from app.queue.connection import Conn, notify
 from app.queue.schemas import ClaimedTask, LeaseLost, StoredAnswer
 
@@ -96,13 +104,19 @@ async def claim(
 async def renew_leases(
     session: Conn, task_ids: list[uuid.UUID], *, worker_id: str, now: datetime, lease_seconds: float
 ) -> int:
-    """Extend the leases of the tasks this worker is still running."""
+    """Extend the leases of the tasks this worker is still running and of the callbacks it is still POSTing."""
     if not task_ids:
         return 0
+    until = literal(now + timedelta(seconds=lease_seconds), _task.c.lease_expires_at.type)
+    runs = (_task.c.locked_by == worker_id) & (_task.c.status == TaskStatus.PROCESSING)
+    sends = (_task.c.callback_sender == worker_id) & (_task.c.callback_status == CallbackStatus.SENDING)
     result = await session.execute(
         update(_task)
-        .where(_task.c.id.in_(task_ids), _task.c.locked_by == worker_id, _task.c.status == TaskStatus.PROCESSING)
-        .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+        .where(_task.c.id.in_(task_ids), runs | sends)
+        .values(
+            lease_expires_at=case((runs, until), else_=_task.c.lease_expires_at),
+            callback_lease_expires_at=case((sends, until), else_=_task.c.callback_lease_expires_at),
+        )
     )
     return result.rowcount
 
@@ -119,12 +133,13 @@ async def complete(
     worker_id: str,
     answer: StoredAnswer,
     now: datetime,
-    take_callback: bool = False,
+    send_lease_until: datetime | None = None,
 ) -> int:
     """Store the assistant message and mark the task completed; returns the message id.
 
-    `take_callback` also moves a pending callback to `sending` (this worker will POST it).
-    Raises LeaseLost when the task is no longer ours: the caller must roll back.
+    `send_lease_until` also moves a pending callback to `sending`: this worker will POST the answer, holding
+    the send until then (renewed while it runs). Raises LeaseLost when the task is no longer ours: the caller
+    must roll back.
     """
     message_id = (
         await conn.execute(
@@ -149,11 +164,15 @@ async def complete(
         "locked_by": None,
         "lease_expires_at": None,
     }
-    if take_callback:
-        values["callback_status"] = case(
-            (_task.c.callback_status == CallbackStatus.PENDING, CallbackStatus.SENDING),
-            else_=_task.c.callback_status,
-        )
+    if send_lease_until is not None:
+        takes = _task.c.callback_status == CallbackStatus.PENDING
+        for column, taken in (
+            ("callback_status", CallbackStatus.SENDING),
+            ("callback_sender", worker_id),
+            ("callback_lease_expires_at", send_lease_until),
+            ("callback_kind", CallbackKind.ANSWER),
+        ):
+            values[column] = case((takes, literal(taken, _task.c[column].type)), else_=_task.c[column])
     held = await conn.execute(update(_task).where(_held(task.id, worker_id)).values(**values))
     if held.rowcount != 1:
         raise LeaseLost(str(task.id))

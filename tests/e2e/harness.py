@@ -9,7 +9,8 @@ Kakao, and the audit every scenario ends with.
 
 The audit: every skill request has exactly one final answer (a callback that Kakao accepted, the reply
 itself, or a later reply carrying it) or an apology, or its answer is stored for the user's next message;
-no callback URL is POSTed twice and no answer is given twice; every answer reaches its own user and refers
+nothing is shown twice and no answer is given twice; no callback URL is POSTed twice unless a worker died
+mid-send (its repeat is refused by the single-use URL); every answer reaches its own user and refers
 to its own message (the fake LLM echoes the message, which carries a marker naming user and message).
 Everything runs on 127.0.0.1 only.
 """
@@ -37,6 +38,7 @@ from sqlalchemy.engine import make_url
 
 from app.services import texts
 from tests.fake_services import (
+    INVALID_TOKEN,
     CallbackPost,
     FakeServices,
     KakaoRules,
@@ -493,15 +495,16 @@ class Harness:
         for status, callback, open_, count in rows:
             state[status] += count
             state[f"cb_{callback}"] += count
-            if callback == "pending" and open_:
-                state["cb_pending_open"] += count  # will still move: a retry, a delivery, or its deadline
+            if callback in ("pending", "sending") and open_:
+                # Will still move before its deadline: a delivery, a retry, or a repeat of a dead sender's POST.
+                state[f"cb_{callback}_open"] += count
         return dict(state)
 
     async def settle(self, timeout: float = 90.0, quiet: float = 3.0) -> dict[str, int]:
-        """Wait until no task is pending or running, no callback is `pending` before its deadline (a delivery
-        or a retry still to come), and callbacks still `sending` (a POST in flight, or one a killed worker left
-        behind) have not moved for `quiet` seconds. Returns the final queue state; raises if it does not
-        settle in time."""
+        """Wait until no task is pending or running, no callback is `pending` or `sending` before its deadline
+        (a delivery, a retry or the repeat of a killed worker's POST still to come), and callbacks still
+        `sending` past it have not moved for `quiet` seconds. Returns the final queue state; raises if it does
+        not settle in time."""
         deadline = time.monotonic() + timeout
         last: dict[str, int] | None = None
         stable_since = time.monotonic()
@@ -509,7 +512,7 @@ class Harness:
             state = await self.queue_state()
             if state != last:
                 last, stable_since = state, time.monotonic()
-            busy = state.get("pending", 0) + state.get("processing", 0) + state.get("cb_pending_open", 0)
+            busy = sum(state.get(k, 0) for k in ("pending", "processing", "cb_pending_open", "cb_sending_open"))
             if not busy and time.monotonic() - stable_since >= (quiet if state.get("cb_sending") else 0.3):
                 return state
             if time.monotonic() > deadline:
@@ -534,12 +537,13 @@ class Harness:
     # --- the audit ---
 
     async def audit(
-        self, scenario: str, *, load: str, faults: str, expect_callbacks: bool = True, expect_recorded: bool = True
+        self, scenario: str, *, load: str, faults: str, expect_callbacks: bool = True, repeats_allowed: bool = False
     ) -> Report:
         """Check every request's fate; `expect_callbacks`: each acknowledged request must have got a final
         callback that Kakao accepted (answer or apology) rather than an answer kept for later;
-        `expect_recorded`: every answer Kakao accepted is recorded as delivered (not so when a worker is
-        killed between its POST and the record)."""
+        `repeats_allowed`: workers are stopped mid-send, so a URL may be POSTed again (the repeat of a POST
+        whose outcome died with its worker); what the user saw must still be shown once. Every answer Kakao
+        accepted must end recorded as delivered (a killed worker's POST is repeated, and its refusal recorded)."""
         tasks = await self.fetch(
             """SELECT t.status, t.callback_status, t.callback_url, t.ai_response, t.answer_delivered_at,
                       t.attempts, m.text, u.kakao_user_id
@@ -586,11 +590,13 @@ class Harness:
             if sent.reply is not None and not sent.acked:
                 deliver(sent, sent.reply_texts, sent.replied_at or sent.sent_at, own_only=False)
 
-        lost = duplicate_posts = duplicate_answers = duplicate_intake = kept = intake_apologies = 0
-        reply_failures = missing_callbacks = unrecorded = 0
+        lost = shown_twice = repeated_posts = refused_repeats = duplicate_answers = duplicate_intake = 0
+        kept = intake_apologies = reply_failures = missing_callbacks = unrecorded = 0
         for sent in self.sent:
             posts = self.fakes.posts_to(sent.token)
-            duplicate_posts += max(len(posts) - 1, 0)
+            shown_twice += max(sum(1 for p in posts if p.status == "SUCCESS") - 1, 0)
+            repeated_posts += max(len(posts) - 1, 0)
+            refused_repeats += sum(1 for p in posts[1:] if p.status == "FAIL" and p.message == INVALID_TOKEN)
             duplicate_answers += max(delivered[sent.key] - 1, 0)
             rows = by_text.get(sent.text, [])
             duplicate_intake += max(len(rows) - 1, 0)
@@ -628,7 +634,7 @@ class Harness:
         unfinished = sum(1 for row in tasks if row["status"] in ("pending", "processing"))
         latencies = [final_at[s.key] - s.sent_at for s in self.sent if s.key in final_at]
         replies = [s.latency for s in self.sent if s.latency is not None]
-        duplicates = duplicate_posts + duplicate_answers + duplicate_intake
+        duplicates = shown_twice + duplicate_answers + duplicate_intake
         details: dict[str, Any] = {
             "answered": sum(1 for s in self.sent if delivered[s.key]),
             "apologies": len(apologised),
@@ -636,6 +642,8 @@ class Harness:
             "intake_apologies": intake_apologies,
             "missing_callbacks": missing_callbacks,
             "delivered_but_unrecorded": unrecorded,
+            "repeated_posts": repeated_posts,
+            "refused_repeats": refused_repeats,
             "early_posts": early,
             "stray_posts": len(stray),
             "orphan_messages": orphans,
@@ -649,16 +657,17 @@ class Harness:
         leaks = await self.scan_logs()
         details["log_leaks"] = len(leaks)
         checks = {
-            "lost": lost, "duplicate callback POSTs": duplicate_posts, "answers given twice": duplicate_answers,
+            "lost": lost, "callbacks shown twice": shown_twice, "answers given twice": duplicate_answers,
             "messages stored twice": duplicate_intake, "wrong-user answers": wrong,
             "skill replies failed or over 5 s": reply_failures, "callbacks before 1 s": early,
             "callbacks to unknown URLs": len(stray), "user messages without a task": orphans,
             "unfinished tasks": unfinished, "secrets or tokens in logs": len(leaks),
+            "answers Kakao took but never recorded as delivered": unrecorded,
         }
         if expect_callbacks:
             checks["acknowledged requests without a final callback"] = missing_callbacks
-        if expect_recorded:
-            checks["answers Kakao took but never recorded as delivered"] = unrecorded
+        if not repeats_allowed:
+            checks["callback URLs POSTed more than once"] = repeated_posts
         problems += [f"{what}: {count}" for what, count in checks.items() if count]
         problems += [f"leak: {leak}" for leak in leaks[:5]]
         return Report(scenario, load, faults, len(self.sent), lost, duplicates, wrong,

@@ -67,9 +67,68 @@ async def worker_kills(url: str, workdir: Path, *, users: int = 40, messages: in
         await h.settle(timeout=120)
         h.measures.update(kills=kills, reclaim_max_s=round(max(reclaims), 2),
                           reclaim_mean_s=round(sum(reclaims) / len(reclaims), 2))
-        # A killed worker may die between storing an answer and POSTing it: that answer is kept, not lost.
+        # A worker killed mid-send leaves its callback `sending`: another worker POSTs it once more, so every
+        # answer Kakao took ends recorded as delivered.
         return await h.audit("worker SIGKILL", load=f"{users} users x {messages}, {rate:g}/s, 2 workers",
-                             faults=f"{kills} x SIGKILL (lease 2 s)", expect_callbacks=False, expect_recorded=False)
+                             faults=f"{kills} x SIGKILL (lease 2 s)", expect_callbacks=False, repeats_allowed=True)
+
+
+async def kill_during_send(url: str, workdir: Path, *, users: int = 50, messages: int = 3, kills: int = 2,
+                           held: int = 4, rate: float = 12.0, log_level: str = "DEBUG") -> Report:
+    """The only worker is SIGKILLed while Kakao holds `held` of its callback POSTs unanswered (answers stored,
+    callbacks `sending`), `kills` times, and restarted. Kakao took every other held POST (shown, URL spent)
+    and never received the rest: the new worker POSTs each once more; Kakao refuses the repeats of the ones it
+    took (recorded as delivered) and shows the others. Nothing is lost, nothing shown twice."""
+    kakao = KakaoRules()
+    # The held POSTs must outlast the wait for the kill: the longest callback timeout, not the harness's 2 s.
+    env = {"TASK_LEASE_SECONDS": "2", "CALLBACK_TIMEOUT_SECONDS": "10"}
+    async with Harness(url, workdir, llm=LLMFaults(latency=1.5), kakao=kakao, env=env, log_level=log_level) as h:
+        load = asyncio.create_task(h.load(users, messages, rate=rate))
+        restarts: list[float] = []
+        resends: list[float] = []
+        orphaned: list[str] = []
+        for _ in range(kills):
+            (victim,) = h.live_workers  # the only worker: every held POST is its own
+            kakao.hold = held
+
+            async def holding() -> bool:
+                return len(h.fakes.holding) >= held
+
+            await h.wait_for(holding, timeout=60, what="held callback POSTs")
+            victim.signal(signal.SIGKILL)
+            await victim.wait(5)
+            left = [r["id"] for r in await h.fetch(
+                "SELECT id FROM aiprocessingtask WHERE callback_status = 'sending' AND callback_sender LIKE $1",
+                f"%:{victim.pid}:%")]
+            orphaned += [str(i) for i in left]
+            killed = time.monotonic()
+            await h.worker_ready(h.start_worker())
+            restarts.append(time.monotonic() - killed)
+
+            async def resent(left: list = left) -> bool:
+                return not await h.scalar("SELECT count(*) FROM aiprocessingtask WHERE id = ANY($1::uuid[]) "
+                                          "AND callback_status = 'sending'", left, default=0)
+
+            resends.append(await h.wait_for(resent, timeout=60, what="the dead worker's callbacks sent again",
+                                            interval=0.05))
+        await load
+        await h.settle(timeout=120)
+        held_posts = [p for p in h.fakes.posts if p.held]
+        completed = await h.scalar("SELECT count(*) FROM aiprocessingtask WHERE id = ANY($1::uuid[]) "
+                                   "AND status = 'completed'", orphaned, default=0)
+        h.measures.update(
+            kills=kills, held_posts=len(held_posts), held_shown=sum(p.status == "SUCCESS" for p in held_posts),
+            left_sending=len(orphaned), left_sending_completed=completed,
+            restart_max_s=round(max(restarts), 2), resent_after_ready_max_s=round(max(resends), 2),
+        )
+        report = await h.audit("SIGKILL during send", load=f"{users} users x {messages}, {rate:g}/s, 1 worker",
+                               faults=f"{kills} x SIGKILL, {held} callback POSTs held each (lease 2 s)",
+                               repeats_allowed=True)
+    if len(held_posts) != kills * held:
+        report.problems.append(f"{len(held_posts)} held POSTs, expected {kills * held}")
+    if report.details["refused_repeats"] < report.details["held_shown"]:
+        report.problems.append("a held POST Kakao took was not repeated, or its repeat was not refused")
+    return report
 
 
 async def llm_faults(url: str, workdir: Path, *, users: int = 40, messages: int = 3, error_rate: float = 0.3,
@@ -152,8 +211,9 @@ async def sigterm_under_load(url: str, workdir: Path, *, users: int = 30, messag
         await h.settle(timeout=120)
         released = sum(_count_in_log(w.log, "Released") for w in h.workers)
         h.measures.update(sigterms=exits, logs_with_release=released)
+        # The short grace may cut a POST off: its outcome is lost, so it is sent once more.
         report = await h.audit("worker SIGTERM", load=f"{users} users x {messages}, 8/s",
-                               faults="2 x SIGTERM (grace 6 s, then 0.5 s)")
+                               faults="2 x SIGTERM (grace 6 s, then 0.5 s)", repeats_allowed=True)
     if not released:
         report.problems.append("the short-grace SIGTERM released no task")
     return report

@@ -28,6 +28,12 @@ async def test_worker_sigkill_mid_load(pg_url: str, tmp_path: Path) -> None:
     assert report.details["reclaim_max_s"] < 10
 
 
+async def test_sigkill_during_send(pg_url: str, tmp_path: Path) -> None:
+    report = await scenarios.kill_during_send(pg_url, tmp_path, users=30, messages=2, kills=2, held=4)
+    check(report)
+    assert report.details["held_posts"] == 8 and report.details["kept_for_next_message"] == 0
+
+
 async def test_llm_faults(pg_url: str, tmp_path: Path) -> None:
     report = await scenarios.llm_faults(pg_url, tmp_path, users=30, messages=3)
     check(report)

@@ -20,7 +20,7 @@ from app.models import (
     WorkerHeartbeat,
     utcnow,
 )
-from app.queue import claim, move_callback, take_pending_answers
+from app.queue import claim, take_pending_answers
 from worker.store import QueueStore
 from worker.delivery import DELAY_APOLOGY, FAILURE_APOLOGY
 from app.services.errors import PermanentError, RetryableError
@@ -236,21 +236,6 @@ async def test_callback_that_never_left_is_retried_but_a_rejected_one_is_not(
     assert "Invalid callback token" in row.callback_error
 
 
-async def test_reclaimed_task_never_posts_a_callback_twice(
-    settings: Settings, db: Database, kakao: respx.Route
-) -> None:
-    """A worker died mid-POST (callback 'sending'): whoever reclaims the task must not POST again."""
-    ids = await make_message(db)
-    task_id = await add_task(db, ids, callback=True)
-    async with db.sessions.begin() as session:
-        await claim(session, worker_id="dead", limit=1, now=utcnow(), lease_seconds=0.3)
-        await move_callback(session, task_id, from_=CallbackStatus.PENDING, to=CallbackStatus.SENDING)
-    async with Worker(settings, db, FakePipeline()):
-        await eventually(status_is(db, task_id, TaskStatus.COMPLETED))
-    assert not kakao.called
-    assert (await load(db, task_id)).answer_delivered_at is None
-
-
 async def test_concurrent_senders_post_once(settings: Settings, db: Database) -> None:
     from app.kakao import text_reply
     from worker.delivery import CallbackKind, Delivery
@@ -267,7 +252,7 @@ async def test_concurrent_senders_post_once(settings: Settings, db: Database) ->
     with respx.mock() as mock:
         route = mock.post(CALLBACK_URL).mock(side_effect=slow_kakao)
         async with httpx.AsyncClient() as http:
-            delivery = Delivery(settings, QueueStore(db), http)
+            delivery = Delivery(settings, QueueStore(db), http, worker_id="w")
             results = await asyncio.gather(
                 *(delivery.send(task, text_reply("hi"), kind=CallbackKind.ANSWER) for _ in range(4))
             )

@@ -28,7 +28,8 @@ class FlakyStore:
         self.failures = failures
         self.moves: list[tuple[str, str]] = []
 
-    async def move_callback(self, task_id, *, from_, to, error=None, delivered_at=None) -> bool:  # type: ignore[no-untyped-def]
+    async def move_callback(self, task_id, *, from_, to, sender, error=None, delivered_at=None,  # type: ignore[no-untyped-def]
+                            lease_until=None, kind=None) -> bool:
         if self.failures:
             self.failures -= 1
             raise ConnectionRefusedError("database restarting")
@@ -55,7 +56,7 @@ async def _send(store: FlakyStore) -> CallbackStatus | None:
     async with httpx.AsyncClient() as http:
         with respx.mock() as kakao:
             route = kakao.post(URL).respond(200, json=SUCCESS)
-            result = await Delivery(settings, store, http).send(  # type: ignore[arg-type]
+            result = await Delivery(settings, store, http, worker_id="w").send(  # type: ignore[arg-type]
                 _task(), {"version": "2.0", "template": {"outputs": [{"simpleText": {"text": "답"}}]}},
                 kind=CallbackKind.ANSWER, taken=True,
             )

@@ -79,6 +79,7 @@ async def test_fail_is_rejected(
     assert result.outcome is CallbackOutcome.REJECTED
     assert (result.http_status, result.kakao_status, result.message) == (status, "FAIL", message)
     assert not result.retryable
+    assert result.token_refused  # what a repeat of a POST that arrived gets (single use)
 
 
 @pytest.mark.parametrize(
@@ -99,6 +100,7 @@ async def test_anything_but_2xx_success_is_rejected(
 
     assert result.outcome is CallbackOutcome.REJECTED
     assert result.kakao_status == kakao_status
+    assert not result.token_refused
 
 
 async def test_non_json_answer_is_rejected(kakao: respx.MockRouter, client: httpx.AsyncClient) -> None:
@@ -107,6 +109,7 @@ async def test_non_json_answer_is_rejected(kakao: respx.MockRouter, client: http
     result = await send_callback(client, URL, BODY)
 
     assert (result.outcome, result.http_status, result.message) == (CallbackOutcome.REJECTED, 502, "non-JSON response")
+    assert not result.token_refused
 
 
 async def test_redirect_is_rejected_and_not_followed(kakao: respx.MockRouter, client: httpx.AsyncClient) -> None:
