@@ -8,12 +8,28 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import insert
 
+from app.config import Settings
 from app.db import Database
 from app.models import AppUser, Conversation, Message, Role, utcnow
 from app.queue import enqueue, get_task
+from tests.conftest import make_settings
 
 CALLBACK_URL = "https://bot-api.kakao.com/v1/bots/bot-1/callback/secret-token-123"
 KAKAO_SUCCESS = {"taskId": "t-1", "status": "SUCCESS", "message": "ok", "timestamp": 0}
+
+
+def worker_settings(database_url: str) -> Settings:
+    """A worker tuned for tests: quick polls, short leases and retries, a short apology margin."""
+    return make_settings(
+        database_url,
+        worker_poll_seconds=0.2,
+        task_lease_seconds=1.5,
+        worker_shutdown_grace_seconds=0.3,
+        task_retry_base_seconds=0.05,
+        task_retry_max_seconds=0.1,
+        callback_timeout_seconds=1.0,
+        apology_margin_seconds=0.5,
+    )
 
 
 async def make_message(db: Database, *, kakao_user_id: str = "user-1") -> tuple[int, int, int]:

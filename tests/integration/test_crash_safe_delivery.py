@@ -24,8 +24,16 @@ from app.queue import (
     take_orphaned_callbacks,
     take_pending_answers,
 )
-from tests.conftest import make_settings
-from tests.queue_helpers import CALLBACK_URL, KAKAO_SUCCESS, FakePipeline, add_task, eventually, load, make_message
+from tests.queue_helpers import (
+    CALLBACK_URL,
+    KAKAO_SUCCESS,
+    FakePipeline,
+    add_task,
+    eventually,
+    load,
+    make_message,
+    worker_settings,
+)
 from worker.runtime import Worker
 
 ANSWER = "저장된 답변입니다"
@@ -35,8 +43,7 @@ INVALID_JSON = {"taskId": "t", "status": "FAIL", "message": "Invalid json respon
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return make_settings(database_url, worker_poll_seconds=0.2, task_lease_seconds=1.5,
-                         worker_shutdown_grace_seconds=0.3, callback_timeout_seconds=1.0)
+    return worker_settings(database_url)
 
 
 async def _died_after_storing(  # type: ignore[no-untyped-def]

@@ -14,22 +14,21 @@ from app.config import Settings
 from app.db import Database
 from app.models import CallbackStatus, TaskStatus, utcnow
 from app.queue import claim, reap_expired
-from worker.delivery import FAILURE_APOLOGY
-from tests.conftest import make_settings
 from tests.queue_helpers import (
     FakePipeline,
     add_task,
     eventually,
     load,
     make_message,
+    worker_settings,
 )
+from worker.delivery import FAILURE_APOLOGY
 from worker.runtime import Worker
 
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return make_settings(database_url, worker_poll_seconds=0.2, task_lease_seconds=1.5,
-                         worker_shutdown_grace_seconds=0.3, callback_timeout_seconds=1.0)
+    return worker_settings(database_url)
 
 
 async def _die_holding(db: Database, lease: float = 0.2) -> None:

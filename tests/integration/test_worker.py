@@ -21,10 +21,7 @@ from app.models import (
     utcnow,
 )
 from app.queue import claim, take_pending_answers
-from worker.store import QueueStore
-from worker.delivery import DELAY_APOLOGY, FAILURE_APOLOGY
 from app.services.errors import PermanentError, RetryableError
-from tests.conftest import make_settings
 from tests.queue_helpers import (
     CALLBACK_URL,
     KAKAO_SUCCESS,
@@ -33,22 +30,16 @@ from tests.queue_helpers import (
     eventually,
     load,
     make_message,
+    worker_settings,
 )
+from worker.delivery import DELAY_APOLOGY, FAILURE_APOLOGY
 from worker.runtime import Worker
+from worker.store import QueueStore
 
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return make_settings(
-        database_url,
-        worker_poll_seconds=0.2,
-        task_lease_seconds=1.5,
-        worker_shutdown_grace_seconds=0.3,
-        task_retry_base_seconds=0.05,
-        task_retry_max_seconds=0.1,
-        callback_timeout_seconds=1.0,
-        apology_margin_seconds=0.5,
-    )
+    return worker_settings(database_url)
 
 
 def posted_texts(route: respx.Route) -> list[str]:
