@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import metrics
 from app.models import utcnow
 from app.queue import ClaimedTask, Wakeup, release
-from worker.store import QueueStore
 from worker.runner import FollowUp, TaskRunner
+from worker.store import QueueStore
 
 _CLAIM_ERROR_PAUSE = 1.0
 

@@ -13,12 +13,12 @@ from app import metrics
 from app.kakao import text_reply
 from app.models import CallbackKind, CallbackStatus, TaskStatus, utcnow
 from app.queue import ClaimedTask, LeaseLost, OrphanedCallback, Wakeup, autocommit, fail, schedule_retry
-from worker.store import QueueStore
-from worker.delivery import DELAY_APOLOGY, FAILURE_APOLOGY, Delivery
 from app.services.errors import PermanentError, RetryableError
 from app.services.pipeline import Answer, AnswerPipeline
 from app.services.texts import CHECK_ANSWER
+from worker.delivery import DELAY_APOLOGY, FAILURE_APOLOGY, Delivery
 from worker.retry import RetryPolicy, plan_retry
+from worker.store import QueueStore
 
 _MAX_ERROR_CHARS = 500
 

@@ -14,12 +14,12 @@ from app.kakao import SkillResponse, callback_ack, redact_callback_url, text_rep
 from app.kakao.payload import SkillPayload
 from app.models import Role
 from app.queue import Wakeup, enqueue, take_pending_answers
+from app.queue.intake import Intake, store_and_enqueue
 from app.services import texts
 from app.services.answers import late_answer_reply, wait_for_answer
 from app.services.callback_policy import callback_problem
 from app.services.commands import COMMANDS, CommandContext, name_mode_reply
 from app.services.conversations import add_message, current_conversation
-from app.queue.intake import Intake, store_and_enqueue
 from app.services.users import find_user, touch_user
 
 # Kakao waits 5 s; everything we do must be done well before that.

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from app.db import Database
 from app.models import CallbackKind, CallbackStatus, Message, PromptLog, TaskStatus, utcnow
 from app.queue import LeaseLost, StoredAnswer, reap_expired
-from worker.store import QueueStore
 from tests.queue_helpers import CALLBACK_URL, add_task, load, make_message
+from worker.store import QueueStore
 
 
 async def test_claim_oldest_runnable_first_and_count_the_attempt(db: Database) -> None:
