@@ -20,7 +20,6 @@ router = APIRouter(
 )
 
 
-
 class TaskView(BaseModel):
     """One task as the admin sees it; the callback URL is shown without its token."""
 
