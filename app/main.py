@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
 from app.api import admin_tasks, dev, health, knowledge, metrics, prompts, skill, user
-from app.api.errors import app_error, http_error, invalid_value, validation_error
+from app.api.errors import VALIDATION_CODE, app_error, http_error, invalid_value, validation_error
 from app.config import Settings, get_settings
 from app.db import Database
 from app.errors import AppError
@@ -70,17 +70,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.debug:
         app.state.test_callbacks = OrderedDict()
         app.include_router(dev.router)
-    _document_skill_payload(app)
+    _complete_openapi(app)
     return app
 
 
-def _document_skill_payload(app: FastAPI) -> None:
-    """Add the SkillPayload models to the OpenAPI components the skill routes refer to."""
+def _complete_openapi(app: FastAPI) -> None:
+    """Add what FastAPI cannot see: the models of the bodies read by hand, and the code of its validation errors."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(skill.PAYLOAD_SCHEMA_DEFS)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(skill.PAYLOAD_SCHEMA_DEFS)
+            components.update(knowledge.UPLOAD_SCHEMA_DEFS)
+            if validation := components.get("HTTPValidationError"):
+                validation["properties"]["code"] = {"type": "string", "const": VALIDATION_CODE}
+                validation["required"] = ["detail", "code"]
             app.openapi_schema = schema
         return app.openapi_schema
 

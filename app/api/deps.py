@@ -6,7 +6,8 @@ from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
-from pydantic import BaseModel, Field
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, BeforeValidator, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -34,11 +35,27 @@ MAX_DB_INT = 2**31 - 1
 RowId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
 Offset = Annotated[int, Query(ge=0, le=MAX_DB_INT)]
 
+
+def _json_integer(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        raise ValueError("Input should be a valid integer")
+    return value
+
+
+# An integer in a strict body: 5 or 5.0 (the same JSON integer), never true or "5".
+JsonInt = Annotated[int, Field(strict=False), BeforeValidator(_json_integer)]
+
 # A body FastAPI cannot parse is a 400; a missing or wrong token a 401; no ADMIN_TOKEN configured a 503.
 ADMIN_ERRORS = error_responses(401, 503)
 
 
-async def require_admin(request: Request) -> None:
+# Declares the admin routes' bearer auth in the OpenAPI schema; the check itself is require_admin's own.
+_ADMIN_BEARER = HTTPBearer(auto_error=False, scheme_name="AdminToken", description="ADMIN_TOKEN")
+
+
+async def require_admin(
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_ADMIN_BEARER)]
+) -> None:
     """Allow the request only with `Authorization: Bearer <ADMIN_TOKEN>`."""
     settings: Settings = request.app.state.settings
     if not settings.admin_token:

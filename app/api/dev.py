@@ -7,9 +7,9 @@ from collections import OrderedDict
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import SkillServiceDep
+from app.api.deps import SkillServiceDep, error_responses
 from app.errors import NotFound
 from app.kakao import MAX_UTTERANCE_CHARS, SkillPayload
 from app.models import utcnow
@@ -21,6 +21,8 @@ MAX_RECORDED = 200
 
 
 class TestSkillRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     utterance: str = Field(min_length=1, max_length=MAX_UTTERANCE_CHARS)
     user_id: str = Field("test-user", min_length=1, max_length=70)
     bot_id: str = Field("test-bot", min_length=1, max_length=100)
@@ -34,6 +36,8 @@ class TestSkillResult(BaseModel):
 
 
 class NameExtractionRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     sentence: str = Field(min_length=1, max_length=MAX_UTTERANCE_CHARS)
 
 
@@ -52,7 +56,10 @@ def _recorded(request: Request) -> "OrderedDict[str, RecordedCallback]":
     return request.app.state.test_callbacks
 
 
-@router.post("/test-skill", response_model=TestSkillResult, summary="Run an utterance through /skill locally")
+@router.post(
+    "/test-skill", response_model=TestSkillResult, summary="Run an utterance through /skill locally",
+    responses=error_responses(400),
+)
 async def test_skill(body: TestSkillRequest, request: Request, service: SkillServiceDep) -> TestSkillResult:
     callback_id = uuid.uuid4().hex if body.use_callback else None
     data: dict[str, Any] = {
@@ -110,7 +117,10 @@ async def list_test_callbacks(request: Request) -> list[RecordedCallback]:
     return list(reversed(_recorded(request).values()))
 
 
-@router.get(f"{DEV_CALLBACK_PATH}/{{callback_id}}", response_model=RecordedCallback, summary="One received callback")
+@router.get(
+    f"{DEV_CALLBACK_PATH}/{{callback_id}}", response_model=RecordedCallback, summary="One received callback",
+    responses=error_responses(404),
+)
 async def get_test_callback(callback_id: str, request: Request) -> RecordedCallback:
     recorded = _recorded(request).get(callback_id)
     if recorded is None:
@@ -118,7 +128,10 @@ async def get_test_callback(callback_id: str, request: Request) -> RecordedCallb
     return recorded
 
 
-@router.post("/test-name-extraction", response_model=NameExtractionResult, summary="Name recognised in a sentence")
+@router.post(
+    "/test-name-extraction", response_model=NameExtractionResult, summary="Name recognised in a sentence",
+    responses=error_responses(400),
+)
 async def test_name_extraction(body: NameExtractionRequest) -> NameExtractionResult:
     # The morphological analyser is CPU-bound and loads lazily; keep it off the event loop.
     name = await asyncio.to_thread(extract_name, body.sentence)

@@ -11,10 +11,12 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from app.errors import AppError
+from app.errors import AppError, InvalidInput
 
 # SQLSTATE class 22, "data exception": a NUL character PostgreSQL text cannot hold, a number out of range, ...
 _DATA_EXCEPTION = "22"
+VALIDATION_CODE = InvalidInput.code
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 async def app_error(request: Request, exc: Exception) -> JSONResponse:
@@ -28,7 +30,7 @@ async def app_error(request: Request, exc: Exception) -> JSONResponse:
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's own 422: its list of invalid fields kept as it is, with the code of every invalid input."""
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse({"detail": jsonable_encoder(exc.errors()), "code": "invalid_input"}, status_code=422)
+    return JSONResponse({"detail": jsonable_encoder(exc.errors()), "code": VALIDATION_CODE}, status_code=422)
 
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -43,12 +45,12 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _allowed_methods(request: Request) -> set[str]:
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return methods
+    # Asked of the routes per method: FastAPI nests included routers, so the routes' own lists are not at hand.
+    return {
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in request.app.router.routes)
+    }
 
 
 async def invalid_value(request: Request, exc: Exception) -> JSONResponse:

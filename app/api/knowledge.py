@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, UploadFile, status
 from fastapi.exceptions import RequestValidationError
@@ -11,6 +11,7 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from app.api.deps import (
     ADMIN_ERRORS,
+    JsonInt,
     KnowledgeDep,
     Offset,
     PipelineDep,
@@ -40,7 +41,7 @@ _FORM_OVERHEAD = 64_000
 class TextDocument(BaseModel):
     """A document sent as JSON: text (plain or Markdown) or FAQ pairs."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     bot_id: BotId
     title: str = Field(min_length=1, max_length=255)
@@ -72,11 +73,12 @@ class DocumentList(BaseModel):
 
 
 class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: `false` is not a threshold, nor "5" a k, as the schema says.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     bot_id: BotId
     query: str = Field(min_length=1, max_length=2000)
-    k: int = Field(default=5, ge=1, le=50)
+    k: JsonInt = Field(default=5, ge=1, le=50)
     threshold: float | None = Field(default=None, ge=0, le=1)
     filter: SearchFilter | None = None
 
@@ -86,7 +88,7 @@ class SearchResult(BaseModel):
 
 
 class QueryRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     bot_id: BotId
     question: str = Field(min_length=1, max_length=2000)
@@ -101,6 +103,10 @@ class QueryAnswer(BaseModel):
     sources: list[Passage]
 
 
+# The body is read by hand (size cap first), so its schema is declared here; main.py adds its models to the
+# OpenAPI components.
+_TEXT_DOCUMENT_SCHEMA = TextDocument.model_json_schema(ref_template="#/components/schemas/{model}")
+UPLOAD_SCHEMA_DEFS: dict[str, Any] = _TEXT_DOCUMENT_SCHEMA.pop("$defs", {})
 _UPLOAD_DOC = {
     "requestBody": {
         "content": {
@@ -117,7 +123,7 @@ _UPLOAD_DOC = {
                     },
                 }
             },
-            "application/json": {"schema": TextDocument.model_json_schema()},
+            "application/json": {"schema": _TEXT_DOCUMENT_SCHEMA},
         }
     }
 }

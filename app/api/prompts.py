@@ -23,10 +23,16 @@ BotFilter = Annotated[str | None, Query(max_length=100, description='A Kakao bot
 class PromptCreate(BaseModel):
     """A new version of a template; `name` is a Kakao block name or `default`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: TemplateName
-    system_prompt: str = Field(min_length=1, max_length=20_000)
+    # The pattern documents the placeholder rules; the service checks them, naming the bad placeholder.
+    system_prompt: str = Field(
+        min_length=1,
+        max_length=20_000,
+        json_schema_extra={"pattern": prompts.TEMPLATE_PATTERN},
+        description="Placeholders: " + ", ".join(f"{{{v}}}" for v in prompts.VARIABLES) + "; '{{' and '}}' are literal braces",
+    )
     description: str | None = Field(default=None, max_length=500)
     bot_id: str = Field(default=prompts.ALL_BOTS, max_length=100, description='"" applies to every bot')
 

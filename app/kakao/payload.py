@@ -18,7 +18,7 @@ def _none_as_empty(value: Any) -> Any:
 
 
 # Real payloads sometimes carry null where the docs show an object.
-JsonObject = Annotated[dict[str, Any], BeforeValidator(_none_as_empty)]
+JsonObject = Annotated[dict[str, Any], BeforeValidator(_none_as_empty, json_schema_input_type=dict[str, Any] | None)]
 
 
 def _no_nul(value: str) -> str:
@@ -31,9 +31,18 @@ def _no_nul(value: str) -> str:
 Text = Annotated[str, AfterValidator(_no_nul)]
 
 
+def _any_length(schema: dict[str, Any]) -> None:
+    schema.pop("maxLength", None)
+
+
 class _KakaoModel(BaseModel):
-    # Kakao adds undocumented keys over time; unknown keys must never fail a request.
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, alias_generator=to_camel)
+    # Kakao adds undocumented keys over time; unknown keys must never fail a request (and the schema says so).
+    model_config = ConfigDict(
+        extra="ignore",
+        populate_by_name=True,
+        alias_generator=to_camel,
+        json_schema_extra={"additionalProperties": True},
+    )
 
 
 class Bot(_KakaoModel):
@@ -68,7 +77,13 @@ class KakaoUser(_KakaoModel):
 class UserRequest(_KakaoModel):
     """What the user said, and where to deliver a late answer (`callback_url`)."""
 
-    utterance: Text = Field(max_length=MAX_UTTERANCE_CHARS)
+    # A longer utterance is answered with a Kakao reply asking to shorten it (a real user can type one), so to a
+    # client any length is accepted.
+    utterance: Text = Field(
+        max_length=MAX_UTTERANCE_CHARS,
+        json_schema_extra=_any_length,
+        description=f"Over {MAX_UTTERANCE_CHARS} characters: a Kakao reply asks the user to shorten it",
+    )
     user: KakaoUser
     callback_url: str | None = None
     block: Block | None = None
@@ -102,7 +117,8 @@ class Flow(_KakaoModel):
 
 
 class SkillPayload(_KakaoModel):
-    """One skill request: one user utterance."""
+    """One skill request: one user utterance. Read tolerantly, as real payloads vary: unknown keys are ignored and
+    null stands for an absent object."""
 
     # Hand-written requests (seed 003's curl walk-through) leave `bot` out; the default comes from the context.
     bot: Bot = Field(
@@ -118,7 +134,7 @@ class SkillPayload(_KakaoModel):
     contexts: list[dict[str, Any]] | None = None
     flow: Flow | None = None
 
-    @field_validator("bot", mode="before")
+    @field_validator("bot", mode="before", json_schema_input_type=Bot | None)
     @classmethod
     def _default_bot(cls, value: Any, info: ValidationInfo) -> Any:
         default = (info.context or {}).get(DEFAULT_BOT_CONTEXT)

@@ -13,6 +13,9 @@ from app.models import PromptTemplate
 from app.services.errors import PermanentError
 
 VARIABLES = ("user_name", "bot_name", "today", "summary", "context", "utterance")
+# What `validate_template` accepts, as a regular expression for the API schema: text, doubled braces, and
+# plain `{variable}` placeholders.
+TEMPLATE_PATTERN = r"^(?:[^{}]|\{\{|\}\}|\{(?:" + "|".join(VARIABLES) + r")\})*$"
 DEFAULT_NAME = "default"
 ALL_BOTS = ""
 KST = ZoneInfo("Asia/Seoul")

@@ -1,10 +1,20 @@
 """Template placeholder rules and rendering (no database)."""
 
+import re
 from datetime import date
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from app.services.prompts import PromptVariables, TemplateError, render_template, validate_template
+from app.services.prompts import (
+    TEMPLATE_PATTERN,
+    VARIABLES,
+    PromptVariables,
+    TemplateError,
+    render_template,
+    validate_template,
+)
 
 
 @pytest.mark.parametrize(
@@ -83,3 +93,17 @@ def test_values_are_not_parsed_again() -> None:
 def test_render_rejects_invalid_stored_template() -> None:
     with pytest.raises(TemplateError):
         render_template("{oops}", PromptVariables())
+
+
+# Templates built from the pieces that matter: braces, variable names (allowed and not), format marks, text.
+_PIECES = st.sampled_from(["{", "}", "{{", "}}", ":", "!r", ".", "[0]", "x", " ", "\n", *VARIABLES, "username"])
+
+
+@given(st.lists(_PIECES, max_size=12).map("".join))
+def test_the_schema_pattern_accepts_exactly_the_valid_templates(text: str) -> None:
+    try:
+        validate_template(text)
+        valid = True
+    except TemplateError:
+        valid = False
+    assert bool(re.fullmatch(TEMPLATE_PATTERN, text)) is valid
