@@ -38,7 +38,7 @@ Offset = Annotated[int, Query(ge=0, le=MAX_DB_INT)]
 
 def _json_integer(value: Any) -> Any:
     if isinstance(value, bool | str):
-        raise ValueError("Input should be a valid integer")
+        raise ValueError("Input should be a valid integer")  # noqa: TRY004 - pydantic reports only ValueError
     return value
 
 

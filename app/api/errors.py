@@ -49,7 +49,9 @@ def _allowed_methods(request: Request) -> set[str]:
     return {
         method
         for method in _METHODS
-        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in request.app.router.routes)
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in request.app.router.routes
+        )
     }
 
 

@@ -58,7 +58,7 @@ def test_schemathesis_all_checks(base_url: str, tmp_path: Path) -> None:
         "-H", f"Authorization: Bearer {ADMIN_TOKEN}",
         *SEED,
     ]  # fmt: skip
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout[-15_000:] + result.stderr[-3_000:]
 
 
@@ -73,5 +73,7 @@ def test_the_schema_states_every_admin_route_needs_the_token(base_url: str) -> N
         for method, operation in item.items()
         if operation.get("security") == [{"AdminToken": []}]
     }
-    admin = {f"{m.upper()} {p}" for p, item in schema["paths"].items() for m in item if p.startswith(("/admin", "/api"))}
+    admin = {
+        f"{m.upper()} {p}" for p, item in schema["paths"].items() for m in item if p.startswith(("/admin", "/api"))
+    }
     assert admin and admin <= guarded
