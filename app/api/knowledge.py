@@ -20,7 +20,7 @@ from app.api.deps import (
     require_admin,
 )
 from app.config import Settings
-from app.errors import NotFound
+from app.errors import MalformedBody, NotFound
 from app.models import KnowledgeDocument
 from app.services.knowledge import Passage, SearchFilter, documents
 from app.services.knowledge.errors import DocumentTooLarge, InvalidDocument, UnsupportedType
@@ -211,9 +211,12 @@ async def _read_upload(request: Request, limit: int) -> ParsedDocument:
         try:
             doc = TextDocument.model_validate_json(body)
         except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            if any(e["type"] == "json_invalid" for e in errors):
+                # As FastAPI answers a body it cannot parse (the raw bytes are no JSON to echo back).
+                raise MalformedBody("body is not valid JSON") from None
             # Shaped like FastAPI's own body validation errors, as if FastAPI had read the body.
-            errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-            raise RequestValidationError(errors) from None
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
         return _from_json(doc)
     raise UnsupportedType("send multipart/form-data (a file) or application/json (text)")
 

@@ -2,8 +2,19 @@
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 MAX_UTTERANCE_CHARS = 2000
 MAX_USER_ID_CHARS = 70
@@ -27,8 +38,17 @@ def _no_nul(value: str) -> str:
     return value
 
 
+class _NoNulInSchema:
+    """States the NUL rule in the JSON schema as a pattern (`_no_nul` enforces it, with a clearer message)."""
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = "^[^\\u0000]*$"
+        return json_schema
+
+
 # A stored field: no NUL (PostgreSQL text cannot hold one; Kakao never sends one).
-Text = Annotated[str, AfterValidator(_no_nul)]
+Text = Annotated[str, AfterValidator(_no_nul), _NoNulInSchema()]
 
 
 def _any_length(schema: dict[str, Any]) -> None:

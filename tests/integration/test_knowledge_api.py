@@ -169,6 +169,10 @@ async def test_malformed_requests(client: httpx.AsyncClient) -> None:
         "/api/knowledge/documents", headers=AUTH, json={"bot_id": BOT, "title": "t", "text": "  "}
     )
     assert empty_text.status_code == 422
+    not_json = await client.post(
+        "/api/knowledge/documents", headers={**AUTH, "content-type": "application/json"}, content=b" \xfe\xff{"
+    )
+    assert (not_json.status_code, not_json.json()["code"]) == (400, "malformed_body")
     faq_without_pairs = await client.post(
         "/api/knowledge/documents", headers=AUTH, json={"bot_id": BOT, "title": "t", "type": "faq"}
     )
