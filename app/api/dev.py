@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.deps import SkillServiceDep, error_responses
 from app.errors import NotFound
 from app.kakao import MAX_UTTERANCE_CHARS, SkillPayload
+from app.kakao.payload import Text
 from app.models import utcnow
 from app.services.callback_policy import DEV_CALLBACK_PATH
 from app.services.names import extract_name
@@ -23,9 +24,10 @@ MAX_RECORDED = 200
 class TestSkillRequest(BaseModel):
     model_config = ConfigDict(strict=True)
 
-    utterance: str = Field(min_length=1, max_length=MAX_UTTERANCE_CHARS)
-    user_id: str = Field("test-user", min_length=1, max_length=70)
-    bot_id: str = Field("test-bot", min_length=1, max_length=100)
+    # Text: the skill payload's own rule (no NUL), so a request it would refuse is a 422 here too.
+    utterance: Text = Field(min_length=1, max_length=MAX_UTTERANCE_CHARS)
+    user_id: Text = Field("test-user", min_length=1, max_length=70)
+    bot_id: Text = Field("test-bot", min_length=1, max_length=100)
     use_callback: bool = True
 
 

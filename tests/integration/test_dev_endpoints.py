@@ -74,3 +74,12 @@ async def test_name_extraction_endpoint(debug_app: FastAPI) -> None:
     assert plain.json()["name"] is None
     assert empty.status_code == 422
     await debug_app.state.db.dispose()
+
+
+@pytest.mark.parametrize("field", ["utterance", "user_id", "bot_id"])
+async def test_test_skill_refuses_what_the_skill_payload_refuses(debug_app: FastAPI, field: str) -> None:
+    transport = httpx.ASGITransport(app=debug_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.post("/test-skill", json={"utterance": "안녕", field: "a\x00b"})
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_input")
+    await debug_app.state.db.dispose()
