@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     rag_chunk_overlap: int = Field(150, ge=0)
     rag_top_k: int = Field(4, ge=1, le=50)
     rag_score_threshold: float = Field(0.3, ge=0, le=1)
+    semantic_rerank: Literal["none", "e5"] = "none"
+    semantic_score_threshold: float = Field(0.76, ge=0, le=1)
     knowledge_max_upload_bytes: int = Field(10_000_000, ge=1024)
 
     @field_validator("kakao_callback_allowed_hosts", mode="before")

@@ -1,10 +1,12 @@
 """Benchmark the knowledge base offline: retrieval quality, ingestion rate, query latency, memory.
 
-Quality: the hand-written FAQ sets of `bench/rag_eval` (see its README), frozen and dev splits.
+Quality: the hand-written FAQ sets of `bench/rag_eval` (see its README), frozen and dev splits, with
+`SEMANTIC_RERANK` none and e5 side by side (answer latency and FAQ ingest time per entry for each).
 Speed: a bot with synthetic Korean chunks in a temporary Chroma folder (no network, no model
 download), timing retrieval one query at a time. Memory: this process's RSS with everything loaded.
 
-    python -m bench.rag [--chunks 10000] [--queries 1000] [--size 400] [--skip-quality] [--skip-speed] [--openai-fake]
+    python -m bench.rag [--chunks 10000] [--queries 1000] [--size 400] [--skip-quality] [--skip-e5] [--skip-speed]
+                        [--openai-fake]
 """
 
 import argparse
@@ -18,7 +20,7 @@ from app.config import Settings
 from app.services.knowledge import KnowledgeBase
 from app.services.knowledge.base import Chunk
 from bench.common import percentile
-from bench.rag_quality import report, run_quality
+from bench.rag_quality import compare, report, run_quality
 
 BOT = "bench"
 SYLLABLES = "가나다라마바사아자차카타파하고노도로모보소오조초코토포호구누두루무부수우주추쿠투푸후기니디리미비시이지치"
@@ -87,11 +89,21 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--size", type=int, default=400, help="characters per chunk")
     parser.add_argument("--skip-quality", action="store_true", help="no rag_eval run")
+    parser.add_argument("--skip-e5", action="store_true", help="no SEMANTIC_RERANK=e5 run beside the default")
     parser.add_argument("--skip-speed", action="store_true", help="no ingestion and latency run")
     parser.add_argument("--openai-fake", action="store_true", help="also the OpenAI embeddings path on a local fake")
     args = parser.parse_args()
     if not args.skip_quality:
-        print(report(run_quality()))
+        modes = {"none": run_quality()}
+        print(report(modes["none"]))
+        if not args.skip_e5:
+            modes["e5"] = run_quality(semantic=True)
+            print("\nSEMANTIC_RERANK=e5")
+            print(report(modes["e5"]))
+        print()
+        print(compare(modes))
+        rss, peak = rss_mb()
+        print(f"process RSS after the quality runs: {rss:.0f} MB (peak {peak:.0f} MB)\n")
     if args.openai_fake:
         print("OpenAI embeddings path against a local fake (random vectors: the path's shape, not its quality)")
         print(report(run_quality(openai_fake=True)))

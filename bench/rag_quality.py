@@ -8,8 +8,9 @@ Each domain becomes one bot whose entries are uploaded as an FAQ document throug
 import asyncio
 import json
 import tempfile
+import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from app.db import Database
 from app.services.knowledge import KnowledgeBase
 from app.services.knowledge.ingest import ingest
 from app.services.knowledge.schemas import DocType, FaqPair, ParsedDocument
+from bench.common import percentile
 
 EVAL = Path(__file__).resolve().parent / "rag_eval"
 ROOT = EVAL.parent.parent
@@ -47,6 +49,9 @@ class DomainResult:
     refused: int  # answerable queries the offline answer wrongly declined
     suggested: int  # of those, how many listed the right entry's question among its suggestions
     wrong_quotes: int  # answerable queries answered with another entry's answer
+    entries: int = 0
+    ingest_seconds: float = 0.0  # the FAQ upload through `ingest`, wall time
+    latencies: list[float] = field(default_factory=list)  # ms per `offline_answer` call
 
     @property
     def mrr(self) -> float:
@@ -61,8 +66,8 @@ def domains(split: str) -> list[dict[str, Any]]:
     return [json.loads(path.read_text(encoding="utf-8")) for path in sorted((EVAL / split).glob("*.json"))]
 
 
-def migrated_database(folder: str, *, openai_fake: bool = False) -> Settings:
-    """Settings for a fresh SQLite database and Chroma folder under `folder`: local backend, or OpenAI's."""
+def migrated_database(folder: str, *, openai_fake: bool = False, semantic: bool = False) -> Settings:
+    """Settings for a fresh SQLite database and Chroma folder under `folder`: local backend or OpenAI's, e5 or not."""
     url = f"sqlite+aiosqlite:///{folder}/bench.db"
     config = Config(str(ROOT / "alembic.ini"))
     config.attributes["database_url"] = url
@@ -72,6 +77,7 @@ def migrated_database(folder: str, *, openai_fake: bool = False) -> Settings:
         _env_file=None,
         database_url=url,
         chroma_path=f"{folder}/chroma",
+        semantic_rerank="e5" if semantic else "none",
         **(backend if openai_fake else {"embedding_backend": "local", "openai_api_key": None}),
     )
 
@@ -102,11 +108,14 @@ async def load_domain(db: Database, kb: KnowledgeBase, data: dict[str, Any]) -> 
 
 async def evaluate(split: str, data: dict[str, Any], db: Database, kb: KnowledgeBase) -> DomainResult:
     bot = data["domain"]
+    started = time.perf_counter()
     ids = await load_domain(db, kb, data)
-    result = DomainResult(split, bot, 0, 0, 0, 0.0, 0, 0, 0, 0, 0)
+    result = DomainResult(split, bot, 0, 0, 0, 0.0, 0, 0, 0, 0, 0, len(ids), time.perf_counter() - started)
     for query in data["queries"]:
         expected = query["expected"]
+        started = time.perf_counter()
         answer = await kb.offline_answer(bot, query["text"])
+        result.latencies.append((time.perf_counter() - started) * 1000)
         if expected is None:
             result.unanswerable += 1
             result.declined += not answer.found
@@ -124,11 +133,13 @@ async def evaluate(split: str, data: dict[str, Any], db: Database, kb: Knowledge
     return result
 
 
-def run_quality(splits: tuple[str, ...] = SPLITS, *, openai_fake: bool = False) -> list[DomainResult]:
-    """Every domain of the given splits, each as its own bot in one fresh database."""
+def run_quality(
+    splits: tuple[str, ...] = SPLITS, *, openai_fake: bool = False, semantic: bool = False
+) -> list[DomainResult]:
+    """Every domain of the given splits, each as its own bot in one fresh database (e5 rerank if `semantic`)."""
     with tempfile.TemporaryDirectory() as folder:
         # Migrations run their own event loop, so before ours.
-        settings = migrated_database(folder, openai_fake=openai_fake)
+        settings = migrated_database(folder, openai_fake=openai_fake, semantic=semantic)
         if not openai_fake:
             return asyncio.run(_evaluate_all(settings, splits))
         with respx.mock(assert_all_called=True) as mock:
@@ -148,7 +159,44 @@ async def _evaluate_all(settings: Settings, splits: tuple[str, ...]) -> list[Dom
 
 def pooled(results: list[DomainResult], split: str) -> DomainResult:
     """The queries of several domains counted together."""
-    return DomainResult(split, "**all**", *(sum(getattr(r, f) for r in results) for f in _COUNTS))
+    both = DomainResult(split, "**all**", *(sum(getattr(r, f) for r in results) for f in _COUNTS))
+    both.ingest_seconds = sum(r.ingest_seconds for r in results)
+    both.latencies = [ms for r in results for ms in r.latencies]
+    return both
+
+
+def compare(modes: dict[str, list[DomainResult]]) -> str:
+    """One row per domain with each mode's figures side by side, then each mode's latency and ingest cost."""
+    names = list(modes)
+    figures = ("hit@1", "hit@3", "MRR", "no-answer precision", "answerable refused")
+    head = " | ".join(f"{f} ({n})" for f in figures for n in names)
+    lines = [f"| split | domain | {head} |", "|---|---|" + "---|" * len(figures) * len(names)]
+    first = modes[names[0]]
+    for split in dict.fromkeys(r.split for r in first):
+        rows = {n: [r for r in results if r.split == split] for n, results in modes.items()}
+        for i in range(len(rows[names[0]]) + 1):
+            per = {n: rs[i] if i < len(rs) else pooled(rs, split) for n, rs in rows.items()}
+            cells = [
+                [
+                    f"{r.hit1 / r.answerable:.3f}",
+                    f"{r.hit3 / r.answerable:.3f}",
+                    f"{r.mrr:.3f}",
+                    f"{r.no_answer_precision:.2f}",
+                    f"{r.refused}/{r.answerable}",
+                ]
+                for r in per.values()
+            ]
+            row = " | ".join(c[f] for f in range(len(figures)) for c in cells)
+            lines.append(f"| {split} | {per[names[0]].domain} | {row} |")
+    for name, results in modes.items():
+        everything = pooled(results, "all")
+        lines.append(
+            f"{name}: offline answer latency p50 {percentile(everything.latencies, 0.5):.1f} ms, "
+            f"p95 {percentile(everything.latencies, 0.95):.1f} ms over {len(everything.latencies)} questions; "
+            f"FAQ ingest {everything.ingest_seconds / everything.entries * 1000:.0f} ms per entry "
+            f"({everything.entries} entries)"
+        )
+    return "\n".join(lines)
 
 
 def report(results: list[DomainResult]) -> str:
@@ -172,5 +220,14 @@ def report(results: list[DomainResult]) -> str:
 
 
 _COUNTS = (
-    "answerable", "hit1", "hit3", "reciprocal_ranks", "unanswerable", "declined", "refused", "suggested", "wrong_quotes"
+    "answerable",
+    "hit1",
+    "hit3",
+    "reciprocal_ranks",
+    "unanswerable",
+    "declined",
+    "refused",
+    "suggested",
+    "wrong_quotes",
+    "entries",
 )

