@@ -36,8 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         db_logs = DatabaseLogSink(app.state.db.sessions, secrets=settings.secrets()).start()
         yield
-        await db_logs.stop()
         await app.state.closing.aclose()
+        await db_logs.stop()
         await app.state.db.dispose()
 
     app = FastAPI(
@@ -47,9 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.db = Database(settings)
     # What the app builds on first use (the pipeline of an API-only process) is closed at shutdown.
     app.state.closing = AsyncExitStack()
+    app.state.db = Database(settings)
     app.state.wakeup = Wakeup()
     app.state.skill = SkillService(settings, app.state.db, app.state.wakeup)
     # The API never migrates (run_server.py does before it starts): on a schema behind head, serving would

@@ -10,10 +10,9 @@ from pydantic import BaseModel
 
 from app import queue
 from app.api.deps import ADMIN_ERRORS, Offset, SessionDep, error_responses, require_admin
-from app.errors import Conflict, NotFound
 from app.kakao import redact_callback_url
 from app.models import AIProcessingTask, TaskStatus, WorkerHeartbeat, utcnow
-from app.services import events
+from app.services.task_admin import retry_failed_task
 
 router = APIRouter(
     prefix="/admin", tags=["admin: queue"], dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS
@@ -100,18 +99,9 @@ async def list_tasks(
     responses=error_responses(404, 409),
 )
 async def retry_task(task_id: uuid.UUID, session: SessionDep, request: Request) -> TaskView:
-    async with session.begin():
-        task = await queue.get_task(session, task_id)
-        if task is None:
-            raise NotFound("task not found")
-        if not await queue.retry_failed(session, task_id, now=utcnow()):
-            raise Conflict(f"only failed tasks can be retried (status is {task.status})", code="task_not_failed")
-        await events.record_event(
-            session, events.TASK_RETRIED, user_id=task.user_id, bot_id=task.bot_id, detail=str(task_id)
-        )
+    task = await retry_failed_task(session, task_id)
     request.app.state.wakeup.notify()
-    async with session.begin():
-        return TaskView.of(await queue.get_task(session, task_id))  # type: ignore[arg-type]
+    return TaskView.of(task)
 
 
 @router.get("/health", response_model=QueueHealth, summary="Database, queue depth, workers, LISTEN state")
