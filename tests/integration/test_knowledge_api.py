@@ -9,14 +9,27 @@ import pytest
 import respx
 from fastapi import FastAPI
 
+from app.config import Settings
 from app.main import create_app
 from app.services.knowledge import KnowledgeBase
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.knowledge_helpers import make_pdf
+from tests.pipeline_helpers import completion
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 BOT = "bot-1"
 FAQ_CSV = "질문,답변,분류\n배송은 얼마나 걸리나요?,결제 후 2~3일 안에 도착해요.,배송\n환불은 어떻게 하나요?,마이페이지에서 환불 신청을 눌러 주세요.,환불\n"
+
+
+def with_openai(database_url: str, tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings with an OpenAI key pointing at the mocked `openai.test` host."""
+    return make_settings(
+        database_url,
+        chroma_path=str(tmp_path / "chroma"),
+        openai_api_key="sk-test",
+        openai_base_url="http://openai.test/v1",
+        **overrides,
+    )
 
 
 async def upload(
@@ -183,14 +196,7 @@ async def test_malformed_requests(client: httpx.AsyncClient) -> None:
 
 
 async def test_failed_embedding_leaves_nothing_behind(database_url: str, tmp_path: Path) -> None:
-    settings = make_settings(
-        database_url,
-        chroma_path=str(tmp_path / "chroma"),
-        openai_api_key="sk-test",
-        openai_base_url="http://openai.test/v1",
-        embedding_backend="openai",
-    )
-    app = create_app(settings)
+    app = create_app(with_openai(database_url, tmp_path, embedding_backend="openai"))
     calls = 0
 
     def first_batch_only(request: httpx.Request) -> httpx.Response:
@@ -233,32 +239,12 @@ async def test_query_offline_answers_from_the_knowledge_base(client: httpx.Async
 
 async def test_query_with_a_key_answers_through_the_worker_pipeline(database_url: str, tmp_path: Path) -> None:
     """The same template, BOT_NAME and passages as a Kakao answer: one answer path for every caller."""
-    settings = make_settings(
-        database_url,
-        chroma_path=str(tmp_path / "chroma"),
-        openai_api_key="sk-test",
-        openai_base_url="http://openai.test/v1",
-        embedding_backend="local",
-        bot_name="행복쇼핑",
-    )
-    app = create_app(settings)
+    app = create_app(with_openai(database_url, tmp_path, embedding_backend="local", bot_name="행복쇼핑"))
     sent: list[dict[str, Any]] = []
 
     def chat(request: httpx.Request) -> httpx.Response:
         sent.append(json.loads(request.content))
-        return httpx.Response(
-            200,
-            json={
-                "id": "c1",
-                "object": "chat.completion",
-                "created": 0,
-                "model": "gpt-4o",
-                "choices": [
-                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "2~3일 걸려요!"}}
-                ],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-            },
-        )
+        return httpx.Response(200, json=completion("2~3일 걸려요!"))
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         await upload(client, "faq.csv", FAQ_CSV, title="자주 묻는 질문")
@@ -286,14 +272,7 @@ async def test_query_with_a_key_answers_through_the_worker_pipeline(database_url
 async def test_query_reports_llm_failures_with_a_code(
     database_url: str, tmp_path: Path, llm_status: int, headers: dict[str, str], status: int, code: str
 ) -> None:
-    settings = make_settings(
-        database_url,
-        chroma_path=str(tmp_path / "chroma"),
-        openai_api_key="sk-test",
-        openai_base_url="http://openai.test/v1",
-        embedding_backend="local",
-    )
-    app = create_app(settings)
+    app = create_app(with_openai(database_url, tmp_path, embedding_backend="local"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         with respx.mock(assert_all_called=False) as mock:
             mock.post("http://openai.test/v1/chat/completions").respond(
