@@ -18,6 +18,8 @@ from worker.listener import PgListener
 from worker.pool import WorkerPool
 
 PRUNE_EVERY_SECONDS = 3600
+# The overdue sweep: a queued task is apologised to at most this long after it stops being answerable in time.
+OVERDUE_EVERY_SECONDS = 0.5
 # Heartbeat rows of workers gone this long are deleted.
 FORGET_WORKERS_AFTER = timedelta(days=1)
 
@@ -55,6 +57,7 @@ class WorkerJobs:
         self._every(self.renew_leases, every, first=now + timedelta(seconds=every))
         self._every(self.reap, min(every, self._settings.worker_poll_seconds), first=now)
         self._every(self.heartbeat, every, first=now)
+        self._every(self.apologise_overdue, OVERDUE_EVERY_SECONDS, first=now)
         self._every(self.prune, PRUNE_EVERY_SECONDS, first=now + timedelta(seconds=60))
         if self._llm is not None:  # offline mode keeps no summaries (docs/pipeline.md)
             summary_every = self._settings.summary_interval_seconds
@@ -82,6 +85,9 @@ class WorkerJobs:
         if requeued:
             logger.warning("Reclaimed {} task(s) whose worker stopped renewing its lease", requeued)
             self._wakeup.notify()
+
+    async def apologise_overdue(self) -> None:
+        await self._pool.apologise_overdue()
 
     async def heartbeat(self) -> None:
         async with queue.autocommit(self._engine) as conn:

@@ -3,6 +3,7 @@
 import asyncio
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from loguru import logger
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import metrics
 from app.models import utcnow
 from app.queue import ClaimedTask, Wakeup, release
+from worker.estimate import AnswerTimeEstimate
 from worker.runner import FollowUp, TaskRunner
 from worker.store import QueueStore
 
@@ -31,6 +33,8 @@ class WorkerPool:
         concurrency: int,
         poll_seconds: float,
         lease_seconds: float,
+        apology_margin_seconds: float,
+        estimate: AnswerTimeEstimate,
     ) -> None:
         self._engine = engine
         self._store = store
@@ -40,6 +44,8 @@ class WorkerPool:
         self._concurrency = concurrency
         self._poll_seconds = poll_seconds
         self._lease_seconds = lease_seconds
+        self._apology_margin_seconds = apology_margin_seconds
+        self._estimate = estimate
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
         # Callback deliveries (of finished attempts, or taken over from dead senders) and their task ids: they
         # wait on Kakao, not on a slot, and their send leases are renewed with the task leases.
@@ -68,6 +74,25 @@ class WorkerPool:
             logger.warning("Task {}: its {} callback's sender died mid-send; sending it once more",
                            orphan.id, orphan.callback_kind)
             self._deliver(orphan.id, self._runner.resend(orphan))
+
+    async def apologise_overdue(self) -> None:
+        """Spend the callbacks of queued tasks that cannot be answered inside their window on an apology, even
+        while every slot is busy; the tasks stay queued behind those that can still make it."""
+        if self._stopping.is_set():
+            return
+        now = utcnow()
+        overdue = await self._store.take_overdue_callbacks(
+            worker_id=self._worker_id, now=now, cutoff=self._cutoff(now), lease_seconds=self._lease_seconds
+        )
+        if overdue:
+            logger.warning("{} queued task(s) cannot be answered inside their callback window (answers take ~{:.1f}s):"
+                           " apologising now, their answers will wait for the users' next messages",
+                           len(overdue), self._estimate.seconds)
+        for callback in overdue:
+            self._deliver(callback.id, self._runner.overdue_apology(callback))
+
+    def _cutoff(self, now: datetime) -> datetime:
+        return self._estimate.cutoff(now, self._apology_margin_seconds)
 
     def _busy_ids(self) -> list[uuid.UUID]:
         return [*self._running, *self._deliveries.values()]
@@ -116,8 +141,10 @@ class WorkerPool:
         await _cancel(set(self._deliveries))
 
     async def _claim(self, limit: int) -> list[ClaimedTask]:
+        now = utcnow()
         return await self._store.claim(
-            worker_id=self._worker_id, limit=limit, now=utcnow(), lease_seconds=self._lease_seconds
+            worker_id=self._worker_id, limit=limit, now=now, lease_seconds=self._lease_seconds,
+            cutoff=self._cutoff(now),
         )
 
     def _start(self, task: ClaimedTask) -> None:

@@ -17,6 +17,7 @@ from app.services.errors import PermanentError, RetryableError
 from app.services.pipeline import Answer, AnswerPipeline
 from app.services.texts import CHECK_ANSWER
 from worker.delivery import DELAY_APOLOGY, FAILURE_APOLOGY, Delivery
+from worker.estimate import AnswerTimeEstimate
 from worker.retry import RetryPolicy, plan_retry
 from worker.store import QueueStore
 
@@ -41,6 +42,7 @@ class TaskRunner:
         policy: RetryPolicy,
         answer_timeout: float,
         lease_seconds: float,
+        estimate: AnswerTimeEstimate,
     ) -> None:
         self._engine = engine
         self._queue = store
@@ -51,6 +53,7 @@ class TaskRunner:
         self._policy = policy
         self._answer_timeout = answer_timeout
         self._lease_seconds = lease_seconds
+        self._estimate = estimate
 
     async def run(self, task: ClaimedTask) -> FollowUp | None:
         """Work one attempt; returns the callback delivery still to make, which needs no worker slot.
@@ -91,7 +94,9 @@ class TaskRunner:
         try:
             # The pipeline honours its timeout; the outer one guards against one that does not.
             async with asyncio.timeout(self._answer_timeout + 1.0):
-                return await self._pipeline.answer(task, timeout=self._answer_timeout)
+                answer = await self._pipeline.answer(task, timeout=self._answer_timeout)
+            self._estimate.observe(time.monotonic() - started)
+            return answer
         except PermanentError:
             metrics.ANSWER_ERRORS.labels("permanent").inc()
             raise
@@ -169,6 +174,11 @@ class TaskRunner:
         else:  # still being answered: the answer will wait for the user's next message
             body, kind = text_reply(DELAY_APOLOGY, quick_replies=[CHECK_ANSWER]), CallbackKind.APOLOGY
         return partial(self._delivery.send, orphan, body, kind=kind, taken=True, repeat_of=lost)
+
+    def overdue_apology(self, overdue: OrphanedCallback) -> FollowUp:
+        """The apology for a callback taken from a task that could not be answered inside its window."""
+        body = text_reply(DELAY_APOLOGY, quick_replies=[CHECK_ANSWER])
+        return partial(self._delivery.send, overdue, body, kind=CallbackKind.APOLOGY, taken=True)
 
     def _apology(self, task: ClaimedTask, text: str, quick_replies: list[str] | None = None) -> FollowUp:
         return partial(self._delivery.send, task, text_reply(text, quick_replies=quick_replies), kind=CallbackKind.APOLOGY)

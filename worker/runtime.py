@@ -15,6 +15,7 @@ from app.db import Database, pg_dsn
 from app.queue import NOTIFY_CHANNEL, Wakeup
 from app.services.pipeline import AnswerPipeline
 from worker.delivery import CALLBACK_CONNECTIONS, CALLBACK_KEEPALIVE_SECONDS, Delivery
+from worker.estimate import AnswerTimeEstimate
 from worker.jobs import WorkerJobs
 from worker.listener import PgListener
 from worker.pool import WorkerPool
@@ -68,6 +69,7 @@ class Worker:
             else PgListener(pg_dsn(settings.database_url), NOTIFY_CHANNEL, self.wakeup.notify)
         )
         store = QueueStore(db)
+        estimate = AnswerTimeEstimate(ceiling=settings.task_answer_timeout_seconds)
         runner = TaskRunner(
             engine=db.engine,
             store=store,
@@ -78,6 +80,7 @@ class Worker:
             policy=RetryPolicy.from_settings(settings),
             answer_timeout=settings.task_answer_timeout_seconds,
             lease_seconds=settings.task_lease_seconds,
+            estimate=estimate,
         )
         self.pool = WorkerPool(
             engine=db.engine,
@@ -88,6 +91,8 @@ class Worker:
             concurrency=settings.worker_concurrency,
             poll_seconds=settings.worker_poll_seconds,
             lease_seconds=settings.task_lease_seconds,
+            apology_margin_seconds=settings.apology_margin_seconds,
+            estimate=estimate,
         )
         self.jobs = WorkerJobs(
             settings=settings,

@@ -11,7 +11,14 @@ from app import queue
 from app.db import Database
 from app.models import CallbackKind, CallbackStatus
 from app.queue import ClaimedTask, LeaseLost, OrphanedCallback, StoredAnswer
-from app.queue.sql import CLAIM_SQL, COMPLETE_SQL, MOVE_CALLBACK_SQL, RENEW_SQL, TAKE_ORPHANED_SQL
+from app.queue.sql import (
+    CLAIM_SQL,
+    COMPLETE_SQL,
+    MOVE_CALLBACK_SQL,
+    RENEW_SQL,
+    TAKE_ORPHANED_SQL,
+    TAKE_OVERDUE_SQL,
+)
 
 
 class QueueStore:
@@ -20,12 +27,17 @@ class QueueStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def claim(self, *, worker_id: str, limit: int, now: datetime, lease_seconds: float) -> list[ClaimedTask]:
+    async def claim(
+        self, *, worker_id: str, limit: int, now: datetime, lease_seconds: float, cutoff: datetime | None = None
+    ) -> list[ClaimedTask]:
+        """Lease runnable tasks (see `app.queue.claim`, also for `cutoff`)."""
         if not self._db.is_postgres:
             async with queue.autocommit(self._db.engine) as conn:
-                return await queue.claim(conn, worker_id=worker_id, limit=limit, now=now, lease_seconds=lease_seconds)
+                return await queue.claim(
+                    conn, worker_id=worker_id, limit=limit, now=now, lease_seconds=lease_seconds, cutoff=cutoff
+                )
         pool = await self._db.raw_pool()
-        rows = await pool.fetch(CLAIM_SQL, now, limit, worker_id, now + timedelta(seconds=lease_seconds))
+        rows = await pool.fetch(CLAIM_SQL, now, limit, worker_id, now + timedelta(seconds=lease_seconds), cutoff)
         return sorted((ClaimedTask.model_validate(dict(row)) for row in rows), key=lambda t: t.created_at)
 
     async def renew_leases(
@@ -104,4 +116,19 @@ class QueueStore:
                 )
         pool = await self._db.raw_pool()
         rows = await pool.fetch(TAKE_ORPHANED_SQL, worker_id, now, now + timedelta(seconds=lease_seconds), skip)
+        return [OrphanedCallback.model_validate(dict(row)) for row in rows]
+
+    async def take_overdue_callbacks(
+        self, *, worker_id: str, now: datetime, cutoff: datetime, lease_seconds: float
+    ) -> list[OrphanedCallback]:
+        """Take the callbacks of unclaimed tasks that cannot make their window (see
+        `app.queue.take_overdue_callbacks`); on the raw pool, so tasks filling the SQLAlchemy pool under overload
+        cannot hold the apologies back."""
+        if not self._db.is_postgres:
+            async with queue.autocommit(self._db.engine) as conn:
+                return await queue.take_overdue_callbacks(
+                    conn, worker_id=worker_id, now=now, cutoff=cutoff, lease_seconds=lease_seconds
+                )
+        pool = await self._db.raw_pool()
+        rows = await pool.fetch(TAKE_OVERDUE_SQL, worker_id, now, now + timedelta(seconds=lease_seconds), cutoff)
         return [OrphanedCallback.model_validate(dict(row)) for row in rows]

@@ -10,6 +10,7 @@ from app.queue.callbacks import (
     open_task_count,
     take_answer,
     take_orphaned_callbacks,
+    take_overdue_callbacks,
     take_pending_answers,
 )
 from app.queue.connection import Conn, autocommit
@@ -70,5 +71,6 @@ __all__ = [
     "stats",
     "take_answer",
     "take_orphaned_callbacks",
+    "take_overdue_callbacks",
     "take_pending_answers",
 ]

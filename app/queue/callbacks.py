@@ -10,6 +10,7 @@ from app.models import AIProcessingTask, CallbackKind, CallbackStatus, TaskStatu
 from app.queue.connection import Conn
 from app.queue.schemas import OrphanedCallback
 from app.queue.sql import ANSWER_OWED
+from app.queue.tasks import too_late
 
 _task = AIProcessingTask.__table__
 _ORPHAN_COLUMNS = [_task.c[name] for name in OrphanedCallback.model_fields]
@@ -68,6 +69,30 @@ async def take_orphaned_callbacks(
                 _task.c.id.not_in(skip),
             )
             .values(callback_sender=worker_id, callback_lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .returning(*_ORPHAN_COLUMNS)
+        )
+    ).mappings().all()
+    return [OrphanedCallback.model_validate(dict(row)) for row in rows]
+
+
+async def take_overdue_callbacks(
+    session: Conn, *, worker_id: str, now: datetime, cutoff: datetime, lease_seconds: float
+) -> list[OrphanedCallback]:
+    """Take the open callbacks of unclaimed tasks that cannot make their window, for an apology (no model call).
+
+    One conditional UPDATE (pending -> sending, held by `worker_id`): a worker storing an answer or another
+    sweep can never spend the same callback. The task stays pending for a later answer, kept for the user.
+    """
+    rows = (
+        await session.execute(
+            update(_task)
+            .where(_task.c.status == TaskStatus.PENDING, too_late(now, cutoff))
+            .values(
+                callback_status=CallbackStatus.SENDING,
+                callback_sender=worker_id,
+                callback_lease_expires_at=now + timedelta(seconds=lease_seconds),
+                callback_kind=CallbackKind.APOLOGY,
+            )
             .returning(*_ORPHAN_COLUMNS)
         )
     ).mappings().all()

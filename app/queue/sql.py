@@ -16,11 +16,21 @@ ANSWER_OWED = (
 
 _COLUMNS = ", ".join(f"t.{name}" for name in ClaimedTask.model_fields)
 
+# A pending callback whose deadline falls before the cutoff ({cutoff}: now + apology margin + expected answer
+# time) can no longer carry the answer: the overdue sweep spends it on an apology. `{now}`: the current time.
+CALLBACK_TOO_LATE = (
+    "callback_status = 'pending' AND callback_deadline >= {now} AND callback_deadline < {cutoff}"
+)
+# Claim rank: open callbacks that can still make their window first (0), then the rest (1): no callback,
+# callback spent or expired. Oldest first within each rank.
+CLAIM_RANK = "CASE WHEN callback_status = 'pending' AND callback_deadline >= {cutoff} THEN 0 ELSE 1 END"
+
 CLAIM_SQL = f"""
 WITH ready AS (
     SELECT id FROM aiprocessingtask
     WHERE status = 'pending' AND run_after <= $1
-    ORDER BY created_at
+      AND ($5::timestamptz IS NULL OR NOT ({CALLBACK_TOO_LATE.format(now="$1", cutoff="$5")}))
+    ORDER BY {CLAIM_RANK.format(cutoff="COALESCE($5, $1)")}, created_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
@@ -91,6 +101,15 @@ UPDATE aiprocessingtask
 SET callback_sender = $1, callback_lease_expires_at = $3
 WHERE callback_status = 'sending' AND callback_lease_expires_at < $2 AND callback_deadline > $2
   AND id <> ALL($4::uuid[])
+RETURNING {", ".join(OrphanedCallback.model_fields)}
+"""
+
+# Open callbacks of unclaimed tasks that cannot make their window ($2: now, $4: cutoff), taken by $1 until $3 for
+# an apology; the task stays pending (answered later, its answer kept for the user's next message).
+TAKE_OVERDUE_SQL = f"""
+UPDATE aiprocessingtask
+SET callback_status = 'sending', callback_sender = $1, callback_lease_expires_at = $3, callback_kind = 'apology'
+WHERE status = 'pending' AND {CALLBACK_TOO_LATE.format(now="$2", cutoff="$4")}
 RETURNING {", ".join(OrphanedCallback.model_fields)}
 """
 

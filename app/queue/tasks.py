@@ -72,14 +72,39 @@ async def enqueue(
     return task_id
 
 
+def too_late(now: datetime, cutoff: datetime):  # type: ignore[no-untyped-def]
+    """WHERE clause: an open callback whose deadline falls before `cutoff` (now + apology margin + expected
+    answer time) can no longer carry the answer; the overdue sweep spends it on an apology instead."""
+    return (
+        (_task.c.callback_status == CallbackStatus.PENDING)
+        & (_task.c.callback_deadline >= now)
+        & (_task.c.callback_deadline < cutoff)
+    )
+
+
 async def claim(
-    session: Conn, *, worker_id: str, limit: int, now: datetime, lease_seconds: float
+    session: Conn,
+    *,
+    worker_id: str,
+    limit: int,
+    now: datetime,
+    lease_seconds: float,
+    cutoff: datetime | None = None,
 ) -> list[ClaimedTask]:
-    """Lease up to `limit` runnable tasks, oldest first; the attempt is counted here."""
+    """Lease up to `limit` runnable tasks; the attempt is counted here.
+
+    Open callbacks that can still make their window come first, then the rest (no callback, spent, expired),
+    oldest first within each. With `cutoff`, a task whose open callback is too late for it is left to the
+    overdue sweep (`take_overdue_callbacks`), so no model call starts for a window that cannot be made.
+    """
+    runnable = [_task.c.status == TaskStatus.PENDING, _task.c.run_after <= now]
+    if cutoff is not None:
+        runnable.append(~too_late(now, cutoff))
+    makeable = (_task.c.callback_status == CallbackStatus.PENDING) & (_task.c.callback_deadline >= (cutoff or now))
     ready = (
         select(_task.c.id)
-        .where(_task.c.status == TaskStatus.PENDING, _task.c.run_after <= now)
-        .order_by(_task.c.created_at)
+        .where(*runnable)
+        .order_by(case((makeable, 0), else_=1), _task.c.created_at)
         .limit(limit)
         .with_for_update(skip_locked=True)  # PostgreSQL only; SQLite has one writer anyway
         .cte("ready")

@@ -3,7 +3,7 @@
 import asyncio
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from loguru import logger
@@ -14,6 +14,7 @@ from app.kakao import SkillResponse, callback_ack, redact_callback_url, text_rep
 from app.kakao.payload import SkillPayload
 from app.models import Role
 from app.queue import Wakeup, enqueue, take_pending_answers
+from app.queue.backlog import BacklogGauge
 from app.queue.intake import Intake, store_and_enqueue
 from app.services import texts
 from app.services.answers import late_answer_reply, wait_for_answer
@@ -33,6 +34,7 @@ class Enqueued:
     task_id: uuid.UUID
     use_callback: bool
     late_answers: list[str]
+    overloaded: bool = False  # the callback could not be kept: the reply says the answer comes later
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,14 @@ class SkillService:
     settings: Settings
     db: Database
     wakeup: Wakeup
+    backlog: BacklogGauge = field(init=False)
+
+    def __post_init__(self) -> None:
+        window = self.settings.callback_deadline_seconds
+        gauge = BacklogGauge(
+            self.db.engine, window_seconds=window, answerable_within=window - self.settings.apology_margin_seconds
+        )
+        object.__setattr__(self, "backlog", gauge)  # one per service: the cache is shared by its requests
 
     def callback_problem(self, url: str) -> str | None:
         """Why `url` may not receive a callback, or None when it passes the allow-list."""
@@ -69,6 +79,10 @@ class SkillService:
         if isinstance(outcome, SkillResponse):
             return outcome
         self.wakeup.notify()
+        if outcome.overloaded:
+            if outcome.late_answers:
+                return late_answer_reply(outcome.late_answers, follow_up=texts.OVERLOADED)
+            return text_reply(texts.OVERLOADED, quick_replies=[texts.CHECK_ANSWER])
         if outcome.use_callback:
             return callback_ack(self.settings.kakao_ack_text)
         budget = min(self.settings.skill_sync_wait_seconds, REPLY_BUDGET_SECONDS - (time.monotonic() - started))
@@ -97,10 +111,14 @@ class SkillService:
     async def _store(self, payload: SkillPayload, arrived_at: datetime) -> SkillResponse | Enqueued:
         callback_url = self.trusted_callback(payload)
         matched = COMMANDS.match(payload.utterance)
+        # A callback the backlog cannot keep is not asked for: the task is queued without one, its answer kept.
+        overloaded = matched is None and callback_url is not None and await self.backlog.overloaded()
+        if overloaded:
+            callback_url = None
         if matched is None and self.db.is_postgres:
             task_id = await store_and_enqueue(await self.db.raw_pool(), self._intake(payload, arrived_at, callback_url))
             if task_id is not None:
-                return Enqueued(task_id=task_id, use_callback=callback_url is not None, late_answers=[])
+                return Enqueued(task_id, callback_url is not None, [], overloaded)
         async with self.db.sessions() as session, session.begin():
             user = await touch_user(session, bot_id=payload.bot_key, kakao_user_id=payload.user_key, now=arrived_at)
             if matched or user.name_mode:
@@ -137,7 +155,7 @@ class SkillService:
                 callback_not_before=intake.callback_not_before,
                 callback_deadline=intake.callback_deadline,
             )
-        return Enqueued(task_id=task_id, use_callback=intake.callback_url is not None, late_answers=late)
+        return Enqueued(task_id, intake.callback_url is not None, late, overloaded)
 
     def _intake(self, payload: SkillPayload, arrived_at: datetime, callback_url: str | None) -> Intake:
         return Intake(

@@ -110,10 +110,10 @@ async def test_renew_leases_only_of_own_running_tasks_and_sends(db: Database) ->
     await add_task(db, ids)
     sending = await add_task(db, ids, callback=True)
     claimed_at = utcnow()
-    (task,) = await store.claim(worker_id="w", limit=1, now=claimed_at, lease_seconds=5)
     first_lease = claimed_at + timedelta(seconds=5)
     await store.move_callback(sending, from_=CallbackStatus.PENDING, to=CallbackStatus.SENDING, sender="w",
                               lease_until=first_lease, kind=CallbackKind.ANSWER)
+    (task,) = await store.claim(worker_id="w", limit=1, now=claimed_at, lease_seconds=5)
     later = claimed_at + timedelta(seconds=3)
     await store.renew_leases([task.id, sending], worker_id="other", now=later, lease_seconds=5)
     assert (await load(db, task.id)).lease_expires_at == first_lease

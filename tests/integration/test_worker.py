@@ -185,7 +185,8 @@ async def test_slow_answer_gets_an_apology_and_is_kept_for_the_next_message(
     settings: Settings, db: Database, kakao: respx.Route
 ) -> None:
     ids = await make_message(db)
-    task_id = await add_task(db, ids, callback=True, deadline_seconds=1.0)
+    # Makeable when claimed (margin 0.5 s + the 1 s expected answer), so the apology comes from the running attempt.
+    task_id = await add_task(db, ids, callback=True, deadline_seconds=2.5)
     release = asyncio.Event()
     async with Worker(settings, db, FakePipeline(release.wait)) as worker:
         worker.wakeup.notify()
