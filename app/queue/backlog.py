@@ -7,7 +7,7 @@ second at most, never one per request.
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from loguru import logger
 from sqlalchemy import func, select
@@ -26,10 +26,12 @@ _READ_TIMEOUT_SECONDS = 0.5
 
 @dataclass(frozen=True, slots=True)
 class Backlog:
-    """Tasks waiting with an open callback, and tasks finished in the last `THROUGHPUT_SECONDS`."""
+    """Tasks waiting with an open callback, and tasks finished in the last `THROUGHPUT_SECONDS` (over `span`
+    seconds: from the first of them, so a burst's first seconds are not diluted over the whole period)."""
 
     waiting: int
     finished_recently: int
+    span: float = THROUGHPUT_SECONDS
 
     @property
     def expected_wait(self) -> float | None:
@@ -38,7 +40,7 @@ class Backlog:
             return 0.0
         if not self.finished_recently:
             return None
-        return self.waiting / (self.finished_recently / THROUGHPUT_SECONDS)
+        return self.waiting / (self.finished_recently / max(self.span, 1.0))
 
 
 async def read_backlog(conn: Conn, *, now: datetime, window_seconds: float) -> Backlog:
@@ -49,13 +51,24 @@ async def read_backlog(conn: Conn, *, now: datetime, window_seconds: float) -> B
     waiting = (_task.c.status == TaskStatus.PENDING) & (_task.c.callback_status == CallbackStatus.PENDING)
     row = (
         await conn.execute(
-            select(func.count().filter(waiting), func.count().filter(finished)).where(
+            select(
+                func.count().filter(waiting), func.count().filter(finished), func.min(_task.c.completed_at).filter(finished)
+            ).where(
                 _task.c.status.in_([TaskStatus.PENDING, TaskStatus.COMPLETED, TaskStatus.FAILED]),
                 _task.c.created_at >= now - timedelta(seconds=window_seconds),
             )
         )
     ).one()
-    return Backlog(waiting=row[0], finished_recently=row[1])
+    first = _aware(row[2])
+    span = (now - first).total_seconds() if first is not None else THROUGHPUT_SECONDS
+    return Backlog(waiting=row[0], finished_recently=row[1], span=span)
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    """SQLite hands an aggregate over a datetime column back as naive UTC (or its text)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class BacklogGauge:

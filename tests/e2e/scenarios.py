@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncpg
 
 from app.services import texts
-from tests.e2e.harness import ROOT, Harness, PgCluster, Proc, Report, pg_dsn
+from tests.e2e.harness import ROOT, Harness, PgCluster, Proc, Report, _texts, pg_dsn
 from tests.fake_services import KakaoRules, LLMFaults
 
 
@@ -340,4 +340,52 @@ async def poison_task(url: str, workdir: Path, *, messages: int = 2, log_level: 
         report = await h.audit("poison task", load=f"{messages} messages", faults="SIGKILL on every attempt")
     if len(h.fakes.llm_requests) != max_attempts * messages:  # none for the apology-only attempt
         report.problems.append(f"{len(h.fakes.llm_requests)} LLM calls for {messages} messages")
+    return report
+
+
+async def overload(url: str, workdir: Path, *, users: int = 300, latency: float = 1.0, concurrency: int = 64,
+                   env: dict[str, str] | None = None, log_level: str = "DEBUG") -> Report:
+    """Issue 16: `users` messages at once, far more than one worker answers inside the callback window with a
+    `latency` s model. Every acknowledged request gets exactly one callback (answer or apology) inside the window;
+    /skill stops promising callbacks once the backlog outlasts it; no model call is spent on a task whose window
+    closed unless its answer is kept; then everyone presses "답변 확인" and gets the kept answers."""
+    async with Harness(url, workdir, llm=LLMFaults(latency=latency), env=env, log_level=log_level) as h:
+        window = float(h.env.get("CALLBACK_DEADLINE_SECONDS", "50"))
+        started = time.monotonic()
+        await h.load(users, 1, concurrency=concurrency)
+        h.measures["load_s"] = round(time.monotonic() - started, 1)
+        await h.settle(timeout=120 + users / 10)
+        firsts = list(h.sent)
+        kept = await h.scalar("SELECT count(*) FROM aiprocessingtask WHERE status = 'completed' "
+                              "AND answer_delivered_at IS NULL", default=0)
+        checks = [await h.send(s.user, 2, command=texts.CHECK_ANSWER) for s in firsts]
+        calls, completed, attempts = len(h.fakes.llm_requests), *(await h.fetch(
+            "SELECT count(*) FILTER (WHERE status = 'completed' AND ai_response IS NOT NULL), max(attempts) "
+            "FROM aiprocessingtask"))[0]
+        acked = [s for s in firsts if s.acked]
+        by_callback = [_final_callback_after(h, s) for s in acked]
+        answered = sum(1 for s in acked for p in h.fakes.posts_to(s.token)
+                       if p.status == "SUCCESS" and f"MSG-u{s.user}-1-END" in " ".join(_texts(p.body)))
+        told = [s for s in firsts if texts.OVERLOADED in " ".join(s.reply_texts)]
+        given = sum(1 for c in checks if f"MSG-u{c.user}-1-END" in " ".join(c.reply_texts))
+        h.measures.update(
+            callbacks_promised=len(acked), answered_by_callback=answered, apologised_by_callback=len(acked) - answered,
+            told_at_intake=len(told), without_callback=sum(1 for t in by_callback if t == 0.0),
+            callback_max_s=round(max(by_callback, default=0.0), 2), kept_before_check=kept,
+            given_on_check=given, llm_calls=calls, completed=completed, max_attempts=attempts,
+            total_s=round(time.monotonic() - started, 1),
+        )
+        report = await h.audit("overload", load=f"{users} messages at once ({concurrency} in flight), 1 worker",
+                               faults=f"LLM {latency:g} s, callback window {window:g} s")
+    report.max_latency = h.measures["callback_max_s"]
+    # The window runs from the request's arrival at the API (between sending it and its reply); a POST starts
+    # before the deadline and may take up to the callback timeout (Kakao's own limit, 60 s, is enforced by the fake).
+    slack = float(h.env["CALLBACK_TIMEOUT_SECONDS"])
+    late = [s for s, t in zip(acked, by_callback, strict=True) if t > window + (s.latency or 0.0) + slack]
+    if late:
+        report.problems.append(f"callbacks after the {window:g} s window: {len(late)}")
+    if calls != completed or attempts != 1:
+        report.problems.append(f"{calls} model calls for {completed} kept answers (max attempts {attempts})")
+    if given != kept:
+        report.problems.append(f"'{texts.CHECK_ANSWER}' gave {given} of the {kept} kept answers")
     return report

@@ -68,3 +68,12 @@ async def test_task_that_kills_every_worker_still_gets_an_apology(pg_url: str, t
     report = await scenarios.poison_task(pg_url, tmp_path, messages=2)
     check(report)
     assert report.details["apologies"] == 2
+
+
+async def test_overload_every_promised_callback_is_kept(pg_url: str, tmp_path: Path) -> None:
+    """300 messages at once against 20 slots and a 6 s window: the full-size run (3,000, 200 slots, 50 s) is in
+    `make chaos`."""
+    env = {"WORKER_CONCURRENCY": "20", "CALLBACK_DEADLINE_SECONDS": "6", "APOLOGY_MARGIN_SECONDS": "1"}
+    report = await scenarios.overload(pg_url, tmp_path, users=300, concurrency=32, env=env, log_level="INFO")
+    check(report)
+    assert report.details["without_callback"] == 0 and report.details["apologised_by_callback"] > 0

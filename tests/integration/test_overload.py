@@ -124,13 +124,13 @@ async def test_skill_reply_says_so_when_the_backlog_outlasts_the_callback_window
     reply = (await client.post("/skill", json=payload("한가할 때", user="u-1", callback=CALLBACK_URL))).json()
     assert reply["useCallback"] is True
     ids = await make_message(db)
-    for _ in range(30):  # 30 waiting, 2 finished in the last 10 s: 150 s of backlog > 45 s
+    for _ in range(30):  # 31 waiting, 2 finished over the last 9 s: about 140 s of backlog > 45 s
         await add_task(db, ids, callback=True)
     finished = [await add_task(db, ids) for _ in range(2)]
     async with db.sessions.begin() as session:
         await session.execute(
             update(AIProcessingTask).where(AIProcessingTask.id.in_(finished))
-            .values(status=TaskStatus.COMPLETED, completed_at=utcnow(), ai_response="a")
+            .values(status=TaskStatus.COMPLETED, completed_at=utcnow() - timedelta(seconds=9), ai_response="a")
         )
     reply = (await client.post("/skill", json=payload("바쁠 때", user="u-2", callback=CALLBACK_URL))).json()
     assert "useCallback" not in reply
@@ -157,3 +157,20 @@ async def _status_is(db: Database, task_id: Any, status: TaskStatus) -> bool:
 
 async def _callback_is(db: Database, task_id: Any, status: CallbackStatus) -> bool:
     return (await load(db, task_id)).callback_status == status
+
+
+async def test_backlog_rate_counts_from_the_first_recent_finish(db: Database) -> None:
+    ids = await make_message(db)
+    now = utcnow()
+    for _ in range(4):
+        await add_task(db, ids, callback=True)
+    done = [await add_task(db, ids) for _ in range(4)]
+    async with db.sessions.begin() as session:
+        await session.execute(
+            update(AIProcessingTask).where(AIProcessingTask.id.in_(done))
+            .values(status=TaskStatus.COMPLETED, completed_at=now - timedelta(seconds=2), ai_response="a")
+        )
+    async with db.engine.connect() as conn:
+        state = await backlog.read_backlog(conn, now=now, window_seconds=50)
+    assert (state.waiting, state.finished_recently, round(state.span, 3)) == (4, 4, 2.0)
+    assert state.expected_wait == 2.0

@@ -25,3 +25,5 @@ def test_backlog_wait_is_waiting_tasks_over_recent_throughput() -> None:
     assert Backlog(waiting=0, finished_recently=0).expected_wait == 0.0
     assert Backlog(waiting=10, finished_recently=0).expected_wait is None  # no rate yet: no claim either way
     assert Backlog(waiting=100, finished_recently=int(5 * THROUGHPUT_SECONDS)).expected_wait == 20.0
+    # A burst's first two seconds: 100 finished since the first one is 50/s, not 100 over the whole period.
+    assert Backlog(waiting=100, finished_recently=100, span=2.0).expected_wait == 2.0
