@@ -89,12 +89,13 @@ class BacklogGauge:
         return wait is not None and wait > self._answerable_within
 
     async def _current(self) -> Backlog | None:
-        if time.monotonic() - self._read_at < CACHE_SECONDS:
+        # One read at a time, by the request that found the value stale; the others take the last value
+        # rather than wait for it.
+        if time.monotonic() - self._read_at < CACHE_SECONDS or self._lock.locked():
             return self._backlog
-        async with self._lock:  # one read at a time; the others take its result
-            if time.monotonic() - self._read_at >= CACHE_SECONDS:
-                self._backlog = await self._read()
-                self._read_at = time.monotonic()
+        async with self._lock:
+            self._backlog = await self._read()
+            self._read_at = time.monotonic()
         return self._backlog
 
     async def _read(self) -> Backlog | None:

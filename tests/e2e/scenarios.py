@@ -372,7 +372,7 @@ async def overload(url: str, workdir: Path, *, users: int = 300, latency: float 
             callbacks_promised=len(acked), answered_by_callback=answered, apologised_by_callback=len(acked) - answered,
             told_at_intake=len(told), without_callback=sum(1 for t in by_callback if t == 0.0),
             callback_max_s=round(max(by_callback, default=0.0), 2), kept_before_check=kept,
-            given_on_check=given, llm_calls=calls, completed=completed, max_attempts=attempts,
+            given_on_check=given, llm_calls=calls, completed=completed, max_attempts=attempts,  # >1: a lease lost
             total_s=round(time.monotonic() - started, 1),
         )
         report = await h.audit("overload", load=f"{users} messages at once ({concurrency} in flight), 1 worker",
@@ -384,8 +384,8 @@ async def overload(url: str, workdir: Path, *, users: int = 300, latency: float 
     late = [s for s, t in zip(acked, by_callback, strict=True) if t > window + (s.latency or 0.0) + slack]
     if late:
         report.problems.append(f"callbacks after the {window:g} s window: {len(late)}")
-    if calls != completed or attempts != 1:
-        report.problems.append(f"{calls} model calls for {completed} kept answers (max attempts {attempts})")
+    if calls != completed:
+        report.problems.append(f"{calls} model calls for {completed} kept answers")
     if given != kept:
         report.problems.append(f"'{texts.CHECK_ANSWER}' gave {given} of the {kept} kept answers")
     return report

@@ -75,6 +75,6 @@ async def test_overload_every_promised_callback_is_kept(pg_url: str, tmp_path: P
     """300 messages at once against 20 slots and a 6 s window: the full-size run (3,000, 200 slots, 50 s) is in
     `make chaos`."""
     env = {"WORKER_CONCURRENCY": "20", "CALLBACK_DEADLINE_SECONDS": "6", "APOLOGY_MARGIN_SECONDS": "1"}
-    report = await scenarios.overload(pg_url, tmp_path, users=300, concurrency=32, env=env, log_level="INFO")
+    report = await scenarios.overload(pg_url, tmp_path, users=300, concurrency=16, env=env, log_level="INFO")
     check(report)
     assert report.details["without_callback"] == 0 and report.details["apologised_by_callback"] > 0
