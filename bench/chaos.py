@@ -55,7 +55,7 @@ def plan(users: int, scale: float) -> dict[str, Callable[[str, Path], Awaitable[
         "kakao-down": lambda url, wd: scenarios.callback_peer_trouble(url, wd, users=n(100), log_level=quiet),
         "restart": lambda _url, wd: scenarios.postgres_restart(
             wd, users=n(150), messages=3, restarts=3, rate=30, log_level=quiet),
-        "overload": lambda url, wd: scenarios.overload(url, wd, users=n(3000), concurrency=32, log_level=quiet),
+        "overload": lambda url, wd: scenarios.overload(url, wd, users=n(3000), concurrency=16, log_level=quiet),
         "ssrf-local": lambda url, wd: hostile_callbacks(url, wd, mode="local"),
         "ssrf-production": lambda url, wd: hostile_callbacks(url, wd, mode="production"),
     }
