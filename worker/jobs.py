@@ -57,7 +57,7 @@ class WorkerJobs:
         self._every(self.renew_leases, every, first=now + timedelta(seconds=every))
         self._every(self.reap, min(every, self._settings.worker_poll_seconds), first=now)
         self._every(self.heartbeat, every, first=now)
-        self._every(self.apologise_overdue, OVERDUE_EVERY_SECONDS, first=now)
+        self._every(self.apologise_overdue, OVERDUE_EVERY_SECONDS, first=now + timedelta(seconds=OVERDUE_EVERY_SECONDS))
         self._every(self.prune, PRUNE_EVERY_SECONDS, first=now + timedelta(seconds=60))
         if self._llm is not None:  # offline mode keeps no summaries (docs/pipeline.md)
             summary_every = self._settings.summary_interval_seconds

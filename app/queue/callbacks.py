@@ -82,11 +82,15 @@ async def take_overdue_callbacks(
 
     One conditional UPDATE (pending -> sending, held by `worker_id`): a worker storing an answer or another
     sweep can never spend the same callback. The task stays pending for a later answer, kept for the user.
+    A read comes first: on SQLite even an UPDATE that matches nothing takes the write lock, twice a second.
     """
+    overdue = (_task.c.status == TaskStatus.PENDING) & too_late(now, cutoff)
+    if (await session.execute(select(_task.c.id).where(overdue).limit(1))).first() is None:
+        return []
     rows = (
         await session.execute(
             update(_task)
-            .where(_task.c.status == TaskStatus.PENDING, too_late(now, cutoff))
+            .where(overdue)
             .values(
                 callback_status=CallbackStatus.SENDING,
                 callback_sender=worker_id,
