@@ -28,6 +28,10 @@ def do_run_migrations(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+    if connection.dialect.name == "sqlite":
+        # WAL is kept in the file: set it here, once, so the API and the embedded worker never race to switch
+        # the journal mode on their first connections ("database is locked" at start-up).
+        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
 
 
 async def run_async_migrations(url: str) -> None:
