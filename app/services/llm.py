@@ -10,7 +10,6 @@ from typing import Literal
 import httpx
 import openai
 from loguru import logger
-from openai.types.chat import ChatCompletion
 from pydantic import BaseModel
 
 from app.config import Settings
@@ -83,13 +82,20 @@ class LLMClient:
         try:
             # asyncio.timeout caps the whole attempt; httpx's timeout alone bounds each read, not the sum.
             async with asyncio.timeout(timeout):
-                completion = await self._client.chat.completions.create(
-                    model=model,
-                    messages=[m.model_dump() for m in messages],  # type: ignore[misc]
-                    temperature=self.temperature if temperature is None else temperature,
-                    max_tokens=max_tokens or self.max_tokens,
-                    timeout=timeout,
+                # The SDK's generic `post` keeps its auth, error classes and timeouts but skips the per-call
+                # request transform and response models, which cost more CPU than the rest of an answer.
+                response = await self._client.post(
+                    "/chat/completions",
+                    body={
+                        "model": model,
+                        "messages": [{"role": m.role, "content": m.content} for m in messages],
+                        "temperature": self.temperature if temperature is None else temperature,
+                        "max_tokens": max_tokens or self.max_tokens,
+                    },
+                    cast_to=httpx.Response,
+                    options={"timeout": timeout},
                 )
+                completion = response.json()
         except TimeoutError as exc:
             raise RetryableError(f"LLM attempt timed out after {timeout:.1f}s") from exc
         except json.JSONDecodeError as exc:
@@ -110,37 +116,39 @@ class LLMClient:
 
 
 def _result(completion: object, messages: list[ChatMessage], model: str, latency_ms: int) -> LLMResult:
-    """Read the completion, rejecting shapes a compatible server may send by mistake."""
-    if not isinstance(completion, ChatCompletion):
+    """Read the completion body, rejecting shapes a compatible server may send by mistake."""
+    if not isinstance(completion, dict):
         raise RetryableError(f"malformed LLM response ({type(completion).__name__})")
     try:
-        if not isinstance(completion.choices, list):
+        choices = completion.get("choices")
+        if not isinstance(choices, list):
             raise RetryableError("malformed LLM response: no choices field")
-        if not completion.choices:
+        if not choices:
             raise PermanentError("LLM returned no choices")
-        choice = completion.choices[0]
-        finish_reason = choice.finish_reason
+        choice = choices[0]
+        finish_reason = choice.get("finish_reason")
         if finish_reason == "content_filter":
             raise PermanentError("LLM answer blocked by the content filter")
-        if choice.message.refusal:
+        message = choice["message"]
+        if message.get("refusal"):
             raise PermanentError("LLM refused to answer")
-        text = (choice.message.content or "").strip()
+        text = (message.get("content") or "").strip()
         if not text:
             raise RetryableError(f"LLM returned an empty answer (finish_reason={finish_reason})")
-        usage = completion.usage
+        usage = completion.get("usage") or {}
         # Compatible servers may omit usage; an estimate keeps limits meaningful.
-        input_tokens = usage.prompt_tokens if usage else count_messages(messages)
-        output_tokens = usage.completion_tokens if usage else count_tokens(text)
+        input_tokens = usage.get("prompt_tokens")
+        output_tokens = usage.get("completion_tokens")
         return LLMResult(
             text=text,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            model=completion.model or model,
+            input_tokens=count_messages(messages) if input_tokens is None else input_tokens,
+            output_tokens=count_tokens(text) if output_tokens is None else output_tokens,
+            model=completion.get("model") or model,
             latency_ms=latency_ms,
             finish_reason=finish_reason,
         )
-    except (AttributeError, TypeError, IndexError, ValueError) as exc:
-        # The SDK builds responses without validation; a broken body surfaces here.
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+        # A compatible server's body is not validated by the SDK on this path; a broken one surfaces here.
         raise RetryableError(f"malformed LLM response: {exc}") from exc
 
 

@@ -6,10 +6,10 @@ answered, so nothing of another user, another conversation or a later message ca
 
 from dataclasses import dataclass, replace
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import AppUser, Message, Role, UserSummary
+from app.models import AppUser, KnowledgeDocument, Message, Role, UserSummary
 from app.queue import ClaimedTask
 from app.services.errors import PermanentError
 from app.services.llm import ChatMessage
@@ -22,6 +22,7 @@ HISTORY_MAX_MESSAGES = 100
 _msg = Message.__table__
 _user = AppUser.__table__
 _summary = UserSummary.__table__
+_document = KnowledgeDocument.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,17 +33,27 @@ class Turn:
     utterance: str
     history: list[ChatMessage]  # earlier messages of the conversation, oldest first, not yet trimmed
     summary: str | None
+    has_documents: bool | None = None  # whether the bot has knowledge documents; None = not read yet
 
     def with_name(self, name: str) -> "Turn":
         return replace(self, user=UserRef(id=self.user.id, name=name, name_mode=False))
 
 
 async def load_turn(session: AsyncSession, task: ClaimedTask) -> Turn:
-    """The task's user, utterance, earlier messages of its conversation and the user's summary."""
+    """The task's user, utterance, earlier messages of its conversation, the user's summary and whether the bot
+    has knowledge documents: two statements, as this runs once per answer."""
     row = (
         await session.execute(
-            select(_user.c.id, _user.c.name, _user.c.name_mode, _msg.c.text)
+            select(
+                _user.c.id,
+                _user.c.name,
+                _user.c.name_mode,
+                _msg.c.text,
+                _summary.c.summary,
+                exists().where(_document.c.bot_id == task.bot_id).label("has_documents"),
+            )
             .join(_msg, _msg.c.user_id == _user.c.id)
+            .outerjoin(_summary, _summary.c.user_id == _user.c.id)
             .where(
                 _msg.c.id == task.message_id,
                 _msg.c.user_id == task.user_id,
@@ -58,7 +69,8 @@ async def load_turn(session: AsyncSession, task: ClaimedTask) -> Turn:
         history=await earlier_messages(
             session, conversation_id=task.conversation_id, user_id=task.user_id, before_id=task.message_id
         ),
-        summary=await load_summary(session, task.user_id),
+        summary=row.summary,
+        has_documents=bool(row.has_documents),
     )
 
 
@@ -93,7 +105,3 @@ def trim_history(messages: list[ChatMessage], budget: int) -> list[ChatMessage]:
         kept.append(message)
     kept.reverse()
     return kept
-
-
-async def load_summary(session: AsyncSession, user_id: int) -> str | None:
-    return (await session.execute(select(_summary.c.summary).where(_summary.c.user_id == user_id))).scalar()

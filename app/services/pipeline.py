@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import Database
-from app.models import utcnow
+from app.models import PromptTemplate, utcnow
 from app.queue import ClaimedTask, StoredAnswer
 from app.services import events, memory, prompts
 from app.services.errors import AnswerError, PermanentError
@@ -54,6 +54,7 @@ class Question:
     block_name: str | None
     turn: memory.Turn
     task_id: uuid.UUID | None = None
+    template: PromptTemplate | None = None  # read with the turn for a task; None = resolve when answering
 
 
 class AnswerPipeline(Protocol):
@@ -78,11 +79,6 @@ class Context:
         self.sessions = sessions
         self.knowledge = knowledge
 
-    async def turn(self, task: ClaimedTask) -> memory.Turn:
-        async with self.sessions() as session:
-            turn = await memory.load_turn(session, task)
-        return await self._learn_name(task, turn)
-
     async def _learn_name(self, task: ClaimedTask, turn: memory.Turn) -> memory.Turn:
         """Store a name the user states in an ordinary message ("내 이름은 민수야") before answering it."""
         if not mentions_name(turn.utterance):
@@ -95,8 +91,20 @@ class Context:
         logger.info("Task {}: the user stated their name; stored for user {}", task.id, turn.user.id)
         return turn.with_name(name)
 
-    async def question(self, task: ClaimedTask) -> Question:
-        return Question(bot_id=task.bot_id, block_name=task.block_name, turn=await self.turn(task), task_id=task.id)
+    async def question(self, task: ClaimedTask, *, with_template: bool = False) -> Question:
+        """The task's question, read in one session (one connection checkout per answer)."""
+        template = None
+        async with self.sessions() as session:
+            turn = await memory.load_turn(session, task)
+            if with_template:
+                template = await prompts.resolve_template(session, bot_id=task.bot_id, block_name=task.block_name)
+        return Question(
+            bot_id=task.bot_id,
+            block_name=task.block_name,
+            turn=await self._learn_name(task, turn),
+            task_id=task.id,
+            template=template,
+        )
 
     async def passages(self, question: Question) -> list[Passage]:
         """The best matching passages, each flagged `confident` or not; none for a bot without documents."""
@@ -110,9 +118,12 @@ class Context:
         self, question: Question, read: Callable[[str, str], Awaitable[T]], fallback: T
     ) -> T:
         """`read(bot_id, utterance)`, skipped (nothing loaded) for a bot without documents."""
-        async with self.sessions() as session:
-            if not await has_documents(session, question.bot_id):
-                return fallback
+        documents = question.turn.has_documents
+        if documents is None:
+            async with self.sessions() as session:
+                documents = await has_documents(session, question.bot_id)
+        if not documents:
+            return fallback
         try:
             return await read(question.bot_id, question.turn.utterance)
         except AnswerError:
@@ -134,6 +145,7 @@ class BasePipeline(ABC):
     """A task's answer is its question's answer: the turn is loaded, then `answer_question` builds it."""
 
     llm: LLMClient | None = None
+    uses_template = False
 
     def __init__(self, context: Context) -> None:
         self.context = context
@@ -141,7 +153,7 @@ class BasePipeline(ABC):
     async def answer(self, task: ClaimedTask, *, timeout: float) -> Answer:
         started = time.monotonic()
         async with asyncio.timeout(timeout):
-            question = await self.context.question(task)
+            question = await self.context.question(task, with_template=self.uses_template)
         return await self.answer_question(question, timeout=timeout - (time.monotonic() - started))
 
     @abstractmethod
@@ -154,6 +166,8 @@ class BasePipeline(ABC):
 class LLMPipeline(BasePipeline):
     """System prompt (template + name + summary + passages), the conversation so far, the utterance."""
 
+    uses_template = True
+
     def __init__(self, context: Context, llm: LLMClient) -> None:
         super().__init__(context)
         self.llm = llm
@@ -162,10 +176,7 @@ class LLMPipeline(BasePipeline):
         started = time.monotonic()
         async with asyncio.timeout(timeout):
             passages = await self.context.passages(question)
-            async with self.context.sessions() as session:
-                template = await prompts.resolve_template(
-                    session, bot_id=question.bot_id, block_name=question.block_name
-                )
+            template = question.template or await self._template(question)
             messages = self.messages(question.turn, template.system_prompt, passages)
             try:
                 result = await self.llm.complete(messages, timeout=timeout - (time.monotonic() - started))
@@ -186,6 +197,10 @@ class LLMPipeline(BasePipeline):
             passages=passages,
             found=any(p.confident for p in passages),
         )
+
+    async def _template(self, question: Question) -> PromptTemplate:
+        async with self.context.sessions() as session:
+            return await prompts.resolve_template(session, bot_id=question.bot_id, block_name=question.block_name)
 
     def messages(self, turn: memory.Turn, system_prompt: str, passages: list[Passage]) -> list[ChatMessage]:
         settings = self.context.settings
