@@ -3,6 +3,7 @@
 import sys
 from functools import lru_cache
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -87,6 +88,17 @@ class Settings(BaseSettings):
     semantic_score_threshold: float = Field(0.76, ge=0, le=1)
     knowledge_max_upload_bytes: int = Field(10_000_000, ge=1024)
 
+    # Usage and budgets (0 = no limit)
+    user_monthly_token_limit: int = Field(0, ge=0)
+    bot_monthly_token_limit: int = Field(0, ge=0)
+    user_monthly_message_limit: int = Field(0, ge=0)
+    non_friend_monthly_token_limit: int = Field(0, ge=0)
+    usage_limit_policy: Literal["block", "warn"] = "block"
+    usage_alert_thresholds: Annotated[list[int], NoDecode] = [80, 90, 100]
+    usage_timezone: str = "Asia/Seoul"
+    usage_alert_webhook_url: str | None = None
+    usage_notice_enabled: bool = True
+
     @field_validator("kakao_callback_allowed_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
@@ -94,8 +106,32 @@ class Settings(BaseSettings):
             return [h.strip().lower() for h in value.split(",") if h.strip()]
         return value
 
+    @field_validator("usage_alert_thresholds", mode="before")
+    @classmethod
+    def _split_thresholds(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [int(p) for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("usage_alert_thresholds")
+    @classmethod
+    def _thresholds_are_percents(cls, value: list[int]) -> list[int]:
+        if any(not 1 <= t <= 100 for t in value):
+            raise ValueError("each threshold must be a percent from 1 to 100")
+        return sorted(set(value))
+
+    @field_validator("usage_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
     @field_validator(
-        "openai_api_key", "admin_token", "kakao_skill_secret", "openai_base_url", "chroma_host", "bot_name"
+        "openai_api_key", "admin_token", "kakao_skill_secret", "openai_base_url", "chroma_host", "bot_name",
+        "usage_alert_webhook_url",
     )
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:

@@ -24,3 +24,11 @@ ANSWER_LATENCY = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 45),
 )
 ANSWER_ERRORS = Counter("skill_llm_errors_total", "Failed answer attempts by kind.", ["kind"])
+USAGE_TOKENS = Counter(
+    "skill_usage_tokens_total", "Model tokens as the provider reported them.", ["model", "bot_id", "direction"]
+)
+USAGE_COST = Counter("skill_usage_cost_usd_total", "Cost of model calls at the price table's prices.", ["model", "bot_id"])
+USAGE_UNPRICED = Counter("skill_usage_unpriced_calls_total", "Model calls recorded without a price.", ["model"])
+BUDGET_REFUSALS = Counter(
+    "skill_usage_budget_refusals_total", "Messages refused because a monthly budget was spent.", ["scope", "bot_id"]
+)

@@ -1,7 +1,7 @@
 """SQLModel tables. Table names come from the original system and are kept."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -245,6 +245,10 @@ class AIProcessingTask(SQLModel, table=True):
     answer_delivered_at: datetime | None = ts(nullable=True)
     input_tokens: int = 0
     output_tokens: int = 0
+    # Tokens reserved on the month's budgets for this task (0 = none held); settled to the real usage after.
+    reserved_tokens: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # `userRequest.user.properties.isFriend` of the message (None: Kakao did not say).
+    user_is_friend: bool | None = None
     last_error: str | None = Field(default=None, sa_type=sa.Text)
     created_at: datetime = ts()
     started_at: datetime | None = ts(nullable=True)
@@ -284,3 +288,128 @@ class KnowledgeDocument(SQLModel, table=True):
     content_hash: str = Field(max_length=64)
     created_at: datetime = ts()
     updated_at: datetime = ts()
+
+
+class UsagePrice(SQLModel, table=True):
+    """USD per 1M input/output tokens of a model (for audio models, per 1M billed units: see docs)."""
+
+    __tablename__ = "usageprice"
+
+    model: str = Field(primary_key=True, max_length=100)
+    input_usd_per_million: float
+    output_usd_per_million: float
+    updated_at: datetime = ts()
+
+
+class UsageRecord(SQLModel, table=True):
+    """One model call: who, which model, the provider's token counts, and the cost at the price then in force."""
+
+    __tablename__ = "usagerecord"
+    __table_args__ = (
+        sa.Index("ix_usagerecord_day", "day"),
+        sa.Index("ix_usagerecord_user_day", "user_id", "day"),
+    )
+
+    # BIGINT on PostgreSQL; INTEGER on SQLite, where only that is the auto-numbered rowid.
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger().with_variant(sa.Integer(), "sqlite"))
+    created_at: datetime = ts()
+    day: date  # the local day in USAGE_TIMEZONE
+    kind: str = Field(max_length=16)
+    bot_id: str = Field(max_length=100)
+    user_id: int | None = Field(default=None, foreign_key="appuser.id", ondelete="SET NULL")
+    api_key_id: str | None = Field(default=None, max_length=100)
+    model: str = Field(max_length=100)
+    input_tokens: int = Field(sa_type=sa.BigInteger)
+    output_tokens: int = Field(sa_type=sa.BigInteger)
+    total_tokens: int = Field(sa_type=sa.BigInteger)
+    # NULL when the model has no price: flagged, never counted as $0.
+    cost_usd: float | None = None
+    input_usd_per_million: float | None = None
+    output_usd_per_million: float | None = None
+    latency_ms: int | None = None
+    cache_hit: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    task_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid)
+    message_id: int | None = None
+
+
+class UsageDaily(SQLModel, table=True):
+    """The daily rollup of `usagerecord`: one row per local day, bot, user (0 = none) and model."""
+
+    __tablename__ = "usagedaily"
+    __table_args__ = (
+        sa.UniqueConstraint("day", "bot_id", "user_id", "model", name="uq_usagedaily_key"),
+        sa.Index("ix_usagedaily_user_day", "user_id", "day"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date
+    bot_id: str = Field(max_length=100)
+    user_id: int = 0
+    model: str = Field(max_length=100)
+    requests: int = Field(sa_type=sa.BigInteger)
+    cache_hits: int = Field(sa_type=sa.BigInteger)
+    input_tokens: int = Field(sa_type=sa.BigInteger)
+    output_tokens: int = Field(sa_type=sa.BigInteger)
+    total_tokens: int = Field(sa_type=sa.BigInteger)
+    cost_usd: float = 0.0
+    unpriced: int = 0
+
+
+class UsageRolledDay(SQLModel, table=True):
+    """A local day whose records are summed in `usagedaily` (statistics read the rest from the records)."""
+
+    __tablename__ = "usagerolledday"
+
+    day: date = Field(primary_key=True)
+    rolled_at: datetime = ts()
+
+
+class UsageCounter(SQLModel, table=True):
+    """A budget holder's month: tokens used and reserved, answers, the limit and policy of its last reservation."""
+
+    __tablename__ = "usagecounter"
+
+    scope: str = Field(primary_key=True, max_length=16)
+    holder_id: str = Field(primary_key=True, max_length=100)
+    period: str = Field(primary_key=True, max_length=7)  # YYYY-MM in USAGE_TIMEZONE
+    bot_id: str | None = Field(default=None, max_length=100)
+    token_limit: int = Field(default=0, sa_type=sa.BigInteger)
+    message_limit: int = 0
+    policy: str = Field(default="block", max_length=8)
+    used_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    reserved_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    messages: int = 0
+    alerted_percent: int = 0
+    updated_at: datetime = ts()
+
+
+class UsageLimit(SQLModel, table=True):
+    """An admin's override of a holder's monthly token limit (NULL: the default) and policy (NULL: the default)."""
+
+    __tablename__ = "usagelimit"
+
+    scope: str = Field(primary_key=True, max_length=16)
+    holder_id: str = Field(primary_key=True, max_length=100)
+    monthly_token_limit: int | None = Field(default=None, sa_type=sa.BigInteger)
+    policy: str | None = Field(default=None, max_length=8)
+    updated_at: datetime = ts()
+
+
+class UsageAlert(SQLModel, table=True):
+    """A budget threshold reached, once per holder, month and threshold."""
+
+    __tablename__ = "usagealert"
+    __table_args__ = (
+        sa.UniqueConstraint("scope", "holder_id", "period", "threshold", name="uq_usagealert_once"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(max_length=16)
+    holder_id: str = Field(max_length=100)
+    user_id: int | None = Field(default=None, foreign_key="appuser.id", ondelete="SET NULL")
+    bot_id: str | None = Field(default=None, max_length=100)
+    threshold: int
+    period: str = Field(max_length=7)
+    used: int = Field(sa_type=sa.BigInteger)
+    limit_tokens: int = Field(sa_type=sa.BigInteger)
+    created_at: datetime = ts(index=True)

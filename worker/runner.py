@@ -13,13 +13,16 @@ from app import metrics
 from app.kakao import text_reply
 from app.models import CallbackKind, CallbackStatus, TaskStatus, utcnow
 from app.queue import ClaimedTask, LeaseLost, OrphanedCallback, Wakeup, autocommit, fail, schedule_retry
+from app.services import usage
 from app.services.errors import PermanentError, RetryableError
 from app.services.pipeline import Answer, AnswerPipeline
 from app.services.texts import CHECK_ANSWER
+from app.services.usage import Reservation
 from worker.delivery import DELAY_APOLOGY, FAILURE_APOLOGY, Delivery
 from worker.estimate import AnswerTimeEstimate
 from worker.retry import RetryPolicy, plan_retry
 from worker.store import QueueStore
+from worker.usage import TaskUsage
 
 _MAX_ERROR_CHARS = 500
 
@@ -43,6 +46,7 @@ class TaskRunner:
         answer_timeout: float,
         lease_seconds: float,
         estimate: AnswerTimeEstimate,
+        usage: TaskUsage,
     ) -> None:
         self._engine = engine
         self._queue = store
@@ -54,6 +58,7 @@ class TaskRunner:
         self._answer_timeout = answer_timeout
         self._lease_seconds = lease_seconds
         self._estimate = estimate
+        self._usage = usage
 
     async def run(self, task: ClaimedTask) -> FollowUp | None:
         """Work one attempt; returns the callback delivery still to make, which needs no worker slot.
@@ -65,8 +70,16 @@ class TaskRunner:
         callback_open = task.callback_url is not None and task.callback_status == CallbackStatus.PENDING
         if task.attempts > task.max_attempts:
             # The reaper brought it back after its last attempt died with a worker: only the apology is left.
-            return await self._give_up(task, RuntimeError("the last attempt was lost with its worker"), callback_open)
-        work = asyncio.create_task(self._answer(task))
+            lost = RuntimeError("the last attempt was lost with its worker")
+            return await self._give_up(task, lost, callback_open, self._usage.held(task))
+        try:
+            reservation = await self._usage.admit(task)
+        except Exception as exc:  # noqa: BLE001 - a database hiccup: the task is tried again like any failure
+            return await self._retry(task, exc, callback_open, None)
+        if not reservation.admitted:
+            return await self._refuse(task, reservation, callback_open)
+        with usage.collect() as calls:  # the task started below shares the list: the attempt's model calls
+            work = asyncio.create_task(self._answer(task))
         try:
             if callback_open and task.callback_deadline is not None:
                 apology_at = task.callback_deadline - timedelta(seconds=self._policy.apology_margin_seconds)
@@ -78,9 +91,14 @@ class TaskRunner:
             try:
                 answer = await work
             except PermanentError as exc:
-                return await self._give_up(task, exc, callback_open)
+                await self._usage.settle(task, reservation, calls, retrying=True)
+                return await self._give_up(task, exc, callback_open, reservation)
             except Exception as exc:  # noqa: BLE001 - retryable, timeout or unexpected: all get the bounded retry
-                return await self._retry(task, exc, callback_open)
+                await self._usage.settle(task, reservation, calls, retrying=True)
+                return await self._retry(task, exc, callback_open, reservation)
+            settled = await self._usage.settle(task, reservation, calls)
+            if settled.notice:
+                answer = answer.model_copy(update={"text": f"{answer.text}\n\n{settled.notice}"})
             if await self._store(task, answer, take_callback=callback_open) and callback_open:
                 body = text_reply(answer.text, quick_replies=answer.quick_replies)
                 return partial(self._delivery.send, task, body, kind=CallbackKind.ANSWER, taken=True)
@@ -88,6 +106,15 @@ class TaskRunner:
         finally:
             if not work.done():
                 work.cancel()
+
+    async def _refuse(self, task: ClaimedTask, reservation: Reservation, callback_open: bool) -> FollowUp | None:
+        """A spent budget: the polite refusal is the task's answer (no model call), delivered like any answer."""
+        assert reservation.refused is not None
+        logger.info("Task {}: refused, the {} budget of this month is spent", task.id, reservation.refused.scope)
+        text = self._usage.refusal(task, reservation)
+        if await self._store(task, Answer(text=text), take_callback=callback_open) and callback_open:
+            return partial(self._delivery.send, task, text_reply(text), kind=CallbackKind.ANSWER, taken=True)
+        return None
 
     async def _answer(self, task: ClaimedTask) -> Answer:
         started = time.monotonic()
@@ -127,7 +154,9 @@ class TaskRunner:
         logger.info("Task {} completed (attempt {})", task.id, task.attempts)
         return True
 
-    async def _retry(self, task: ClaimedTask, exc: Exception, callback_open: bool) -> FollowUp | None:
+    async def _retry(
+        self, task: ClaimedTask, exc: Exception, callback_open: bool, reservation: Reservation | None
+    ) -> FollowUp | None:
         now = utcnow()
         plan = plan_retry(
             attempts=task.attempts,
@@ -139,7 +168,7 @@ class TaskRunner:
             policy=self._policy,
         )
         if plan.run_after is None:
-            return await self._give_up(task, exc, callback_open)
+            return await self._give_up(task, exc, callback_open, reservation)
         async with autocommit(self._engine) as conn:
             scheduled = await schedule_retry(
                 conn, task.id, worker_id=self._worker_id, run_after=plan.run_after, error=_describe(exc)
@@ -152,11 +181,15 @@ class TaskRunner:
         # The retry could not answer before the deadline: the callback carries an apology instead.
         return self._apology(task, DELAY_APOLOGY, [CHECK_ANSWER]) if scheduled and plan.apologize else None
 
-    async def _give_up(self, task: ClaimedTask, exc: Exception, callback_open: bool) -> FollowUp | None:
+    async def _give_up(
+        self, task: ClaimedTask, exc: Exception, callback_open: bool, reservation: Reservation | None
+    ) -> FollowUp | None:
         async with autocommit(self._engine) as conn:
             failed = await fail(conn, task.id, worker_id=self._worker_id, error=_describe(exc), now=utcnow())
         if not failed:
             return None
+        if reservation is not None:
+            await self._usage.settle(task, reservation, [])  # nothing more will be spent on it: release
         metrics.TASKS_FINISHED.labels(TaskStatus.FAILED).inc()
         logger.warning("Task {} failed after attempt {}: {}", task.id, task.attempts, _describe(exc))
         return self._apology(task, FAILURE_APOLOGY) if callback_open else None

@@ -14,6 +14,7 @@ from app.config import Settings
 from app.db import Database, pg_dsn
 from app.queue import NOTIFY_CHANNEL, Wakeup
 from app.services.pipeline import AnswerPipeline
+from app.services.usage import UsageService
 from worker.delivery import CALLBACK_CONNECTIONS, CALLBACK_KEEPALIVE_SECONDS, Delivery
 from worker.estimate import AnswerTimeEstimate
 from worker.jobs import WorkerJobs
@@ -22,6 +23,7 @@ from worker.pool import WorkerPool
 from worker.retry import RetryPolicy
 from worker.runner import TaskRunner
 from worker.store import QueueStore
+from worker.usage import TaskUsage
 
 
 def new_worker_id() -> str:
@@ -81,6 +83,7 @@ class Worker:
             answer_timeout=settings.task_answer_timeout_seconds,
             lease_seconds=settings.task_lease_seconds,
             estimate=estimate,
+            usage=TaskUsage(UsageService(settings, db.engine, self._http), offline=pipeline.llm is None),
         )
         self.pool = WorkerPool(
             engine=db.engine,

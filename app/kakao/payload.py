@@ -178,6 +178,12 @@ class SkillPayload(_KakaoModel):
         return self.user_request.user.id
 
     @property
+    def is_friend(self) -> bool | None:
+        """`userRequest.user.properties.isFriend`: whether the user has added the channel (None when unsaid)."""
+        value = self.user_request.user.properties.get("isFriend")
+        return value if isinstance(value, bool) else None
+
+    @property
     def utterance(self) -> str:
         return self.user_request.utterance
 

@@ -29,6 +29,7 @@ class Intake:
     callback_url: str | None
     callback_not_before: datetime | None
     callback_deadline: datetime | None
+    user_is_friend: bool | None = None
 
 
 async def store_and_enqueue(pool: asyncpg.Pool, intake: Intake) -> uuid.UUID | None:
@@ -48,5 +49,6 @@ async def store_and_enqueue(pool: asyncpg.Pool, intake: Intake) -> uuid.UUID | N
         intake.callback_not_before,
         intake.callback_deadline,
         CallbackStatus.PENDING.value if intake.callback_url else CallbackStatus.NONE.value,
+        intake.user_is_friend,
     )
     return task_id if row else None

@@ -25,6 +25,8 @@ class ClaimedTask(BaseModel):
     callback_status: str
     created_at: datetime
     started_at: datetime
+    reserved_tokens: int = 0  # held on the month's budgets by an earlier attempt (0: none)
+    user_is_friend: bool | None = None
 
 
 class OrphanedCallback(BaseModel):

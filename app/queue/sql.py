@@ -157,10 +157,10 @@ task AS (
     INSERT INTO aiprocessingtask (
         id, bot_id, user_id, conversation_id, message_id, block_name, status, attempts, max_attempts,
         run_after, callback_url, callback_not_before, callback_deadline, callback_status,
-        input_tokens, output_tokens, created_at
+        input_tokens, output_tokens, reserved_tokens, user_is_friend, created_at
     )
     SELECT $6, $1, msg.user_id, msg.conversation_id, msg.id, $7, 'pending', 0, $8,
-           $3, $9, $10, $11, $12, 0, 0, $3
+           $3, $9, $10, $11, $12, 0, 0, 0, $13, $3
     FROM msg
     RETURNING id
 )
@@ -172,9 +172,9 @@ ENQUEUE_SQL = f"""
 WITH task AS (
     INSERT INTO aiprocessingtask (
         id, bot_id, user_id, conversation_id, message_id, status, attempts, max_attempts, run_after,
-        callback_status, input_tokens, output_tokens, created_at
+        callback_status, input_tokens, output_tokens, reserved_tokens, created_at
     )
-    VALUES ($1, $2, $3, $4, $5, 'pending', 0, 3, $6, 'none', 0, 0, $6)
+    VALUES ($1, $2, $3, $4, $5, 'pending', 0, 3, $6, 'none', 0, 0, 0, $6)
     RETURNING id
 )
 SELECT task.id, pg_notify('{NOTIFY_CHANNEL}', '') FROM task

@@ -44,6 +44,7 @@ async def enqueue(
     callback_url: str | None = None,
     callback_not_before: datetime | None = None,
     callback_deadline: datetime | None = None,
+    user_is_friend: bool | None = None,
 ) -> uuid.UUID:
     """Insert a pending task in the caller's transaction; PostgreSQL workers are notified on commit."""
     task_id = uuid.uuid4()
@@ -65,6 +66,8 @@ async def enqueue(
             callback_status=CallbackStatus.PENDING if callback_url else CallbackStatus.NONE,
             input_tokens=0,
             output_tokens=0,
+            reserved_tokens=0,
+            user_is_friend=user_is_friend,
             created_at=now,
         )
     )

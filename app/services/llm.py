@@ -13,6 +13,7 @@ from loguru import logger
 from pydantic import BaseModel
 
 from app.config import Settings
+from app.services import usage
 from app.services.errors import PermanentError, RetryableError
 from app.services.tokens import count_messages, count_tokens
 
@@ -73,8 +74,12 @@ class LLMClient:
         model: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        kind: str = usage.Kind.ANSWER,
     ) -> LLMResult:
-        """One Chat Completions attempt finishing within `timeout` seconds (the task's remaining time)."""
+        """One Chat Completions attempt finishing within `timeout` seconds (the task's remaining time).
+
+        Its usage is noted (as `kind`) to the current usage collector (`app.services.usage.collect`).
+        """
         if timeout <= 0:
             raise RetryableError("no time left for an LLM attempt")
         model = model or self.model
@@ -104,6 +109,7 @@ class LLMClient:
             raise classify(exc) from exc
         latency_ms = round((time.perf_counter() - started) * 1000)
         result = _result(completion, messages, model, latency_ms)
+        usage.note(usage.ModelCall(kind, result.model, result.input_tokens, result.output_tokens, latency_ms))
         logger.debug(
             "LLM answered: model={} in={} out={} latency_ms={} finish={}",
             result.model,

@@ -154,6 +154,7 @@ class SkillService:
                 callback_url=intake.callback_url,
                 callback_not_before=intake.callback_not_before,
                 callback_deadline=intake.callback_deadline,
+                user_is_friend=intake.user_is_friend,
             )
         return Enqueued(task_id, intake.callback_url is not None, late, overloaded)
 
@@ -171,4 +172,5 @@ class SkillService:
             callback_deadline=(
                 arrived_at + timedelta(seconds=self.settings.callback_deadline_seconds) if callback_url else None
             ),
+            user_is_friend=payload.is_friend,
         )

@@ -10,6 +10,7 @@ never wait for any of this.
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from loguru import logger
 from sqlalchemy import select, update
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.models import AppUser, Conversation, Message, Role, UserSummary, utcnow
-from app.services import events
+from app.services import events, usage
 from app.services.errors import PermanentError
 from app.services.excerpt import bounded
 from app.services.llm import ChatMessage, LLMClient
@@ -65,6 +66,7 @@ class Summarizer:
         self.settings = settings
         self.sessions = sessions
         self.llm = llm
+        self.tz = ZoneInfo(settings.usage_timezone)
 
     async def run(self, *, now: datetime | None = None, limit: int = BATCH) -> SummaryRun:
         """Summarise up to `limit` ended conversations, oldest first."""
@@ -104,7 +106,11 @@ class Summarizer:
                 select(_summary.c.summary, _summary.c.conversations).where(_summary.c.user_id == claimed.user_id)
             )
         ).one_or_none()
-        summary = await self.summarize(previous.summary if previous else None, transcript)
+        with usage.collect() as calls:
+            summary = await self.summarize(previous.summary if previous else None, transcript)
+        # In the summary's transaction: a conflict below rolls the record back with the summary (a rare loss).
+        await usage.record_calls(session, calls, now=now, day=usage.local_day(now, self.tz), bot_id=claimed.bot_id,
+                                 user_id=claimed.user_id)
         if not await mark_summarized(session, claimed.id, now=now):
             raise SummaryConflict(f"conversation {claimed.id} was summarised meanwhile")
         seen = previous.conversations if previous else None
@@ -132,6 +138,7 @@ class Summarizer:
             ],
             timeout=LLM_TIMEOUT_SECONDS,
             max_tokens=max_chars,
+            kind=usage.Kind.SUMMARY,
         )
         return bounded(result.text, max_chars)
 

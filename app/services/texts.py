@@ -21,3 +21,13 @@ NAME_ASK = "불러 드릴 이름을 알려 주세요. (20자 이내, 한글·영
 NAME_SET = "반가워요, {name}님! 앞으로 {name}님이라고 부를게요."
 NAME_CANCELLED = "이름 설정을 취소했어요."
 NOTHING_TO_CANCEL = "취소할 작업이 없어요. 궁금한 점을 편하게 물어봐 주세요."
+
+# Usage budgets: a refused message (no model call) says when the month's budget resets.
+USAGE_RESET_AT = "{month}월 {day}일 0시"
+USAGE_USER_LIMIT = "이번 달 이용 한도를 모두 사용하셨어요. {reset}에 다시 이용하실 수 있어요. 이용해 주셔서 감사해요!"
+USAGE_BOT_LIMIT = "이번 달 준비된 답변 용량이 모두 소진되었어요. {reset}에 다시 이용하실 수 있어요. 양해 부탁드려요."
+USAGE_NON_FRIEND_LIMIT = (
+    "채널 추가 전 이용 한도를 모두 사용하셨어요. 채널을 추가해 주시면 계속 이용하실 수 있어요. "
+    "(한도는 {reset}에 초기화돼요)"
+)
+USAGE_NOTICE = "※ 이번 달 이용 한도의 {percent}%를 사용하셨어요."

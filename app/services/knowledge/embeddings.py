@@ -2,6 +2,7 @@
 
 import asyncio
 import math
+import time
 import zlib
 from collections import Counter
 from typing import Protocol
@@ -11,8 +12,10 @@ import numpy as np
 import openai
 
 from app.config import Settings
+from app.services import usage
 from app.services.knowledge.morphemes import Analysis
 from app.services.llm import classify
+from app.services.tokens import count_tokens
 
 LOCAL_DIM = 1024
 _GRAM_WEIGHT = 0.5
@@ -74,9 +77,13 @@ class OpenAIEmbedder:
         for start in range(0, len(texts), self.batch_size):
             batch = texts[start : start + self.batch_size]
             try:
+                started = time.perf_counter()
                 response = await self._client.embeddings.create(model=self.model, input=batch)
             except openai.APIError as exc:
                 raise classify(exc) from exc
+            tokens = response.usage.prompt_tokens if response.usage else sum(map(count_tokens, batch))
+            latency_ms = round((time.perf_counter() - started) * 1000)
+            usage.note(usage.ModelCall(usage.Kind.EMBEDDING, response.model or self.model, tokens, 0, latency_ms))
             vectors.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))
         return vectors
 

@@ -1,0 +1,63 @@
+"""Local time in USAGE_TIMEZONE: the budget month (reset at local midnight on the 1st) and statistics periods."""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+
+class Period(StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Local days [start, end): the period's first day and the day after its last."""
+
+    start: date
+    end: date
+
+
+def local_day(now: datetime, tz: ZoneInfo) -> date:
+    return now.astimezone(tz).date()
+
+
+def month_key(now: datetime, tz: ZoneInfo) -> str:
+    """The budget month `YYYY-MM` that `now` falls in, local time."""
+    return now.astimezone(tz).strftime("%Y-%m")
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def resets_at(now: datetime, tz: ZoneInfo) -> datetime:
+    """When the current month's budgets reset: local midnight on the next 1st (aware, local time)."""
+    return datetime.combine(next_month(local_day(now, tz)), time(0), tzinfo=tz)
+
+
+def span(period: Period, day: date) -> Span:
+    """The day, ISO week (Monday first) or calendar month that contains `day`."""
+    if period == Period.DAY:
+        return Span(day, day + timedelta(days=1))
+    if period == Period.WEEK:
+        start = day - timedelta(days=day.weekday())
+        return Span(start, start + timedelta(days=7))
+    return Span(month_start(day), next_month(day))
+
+
+def month_span(month: str) -> Span:
+    """`YYYY-MM` as a span of local days; raises ValueError for anything else."""
+    first = datetime.strptime(month, "%Y-%m").date()
+    return Span(first, next_month(first))
+
+
+def utc_bounds(days: Span, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The span's local midnights as UTC instants."""
+    return tuple(datetime.combine(d, time(0), tzinfo=tz).astimezone(UTC) for d in (days.start, days.end))  # type: ignore[return-value]

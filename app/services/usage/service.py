@@ -1,0 +1,165 @@
+"""Budgets with the process's settings: reserve and settle in their own transactions, alerts, webhook, notice."""
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import metrics
+from app.config import Settings
+from app.services import texts
+from app.services.usage import alerts, budgets, periods
+from app.services.usage.alerts import Alert
+from app.services.usage.budgets import Holder, HolderState, Reservation, Scope
+from app.services.usage.calls import ModelCall
+from app.services.usage.statements import run
+
+# A typical answer before any is seen, and the bounds of the running estimate (tokens, input and output).
+DEFAULT_ANSWER_TOKENS = 1000
+MIN_ESTIMATE = 100
+MAX_ESTIMATE = 16_000
+_WEIGHT = 0.1  # of the newest answer in the running average
+_RECENT = 50
+
+_RECENT_ANSWERS = """
+SELECT AVG(total_tokens) FROM (
+    SELECT total_tokens FROM usagerecord WHERE kind = 'answer' AND NOT cache_hit ORDER BY id DESC LIMIT :n
+) recent
+"""
+
+
+class TokenEstimate:
+    """A running average of answers' total tokens: what a reservation holds before the call (not the maximum)."""
+
+    def __init__(self, initial: float = DEFAULT_ANSWER_TOKENS) -> None:
+        self._value = float(initial)
+        self.seeded = False
+
+    @property
+    def tokens(self) -> int:
+        return int(min(max(round(self._value), MIN_ESTIMATE), MAX_ESTIMATE))
+
+    def observe(self, total_tokens: int) -> None:
+        if total_tokens > 0:
+            self._value += _WEIGHT * (total_tokens - self._value)
+
+    async def seed(self, engine: AsyncEngine) -> None:
+        """Start from the average of the latest answers in the database (once per process)."""
+        async with engine.connect() as conn:
+            average = (await run(conn, _RECENT_ANSWERS, {"n": _RECENT})).scalar()
+        if average:
+            self._value = float(average)
+        self.seeded = True
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A settlement's effect the caller shows: new alerts and, at 80/90 % of the user's budget, a notice line."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    notice: str | None = None
+
+
+class UsageService:
+    """Reserve before a model call, settle after; one per process."""
+
+    def __init__(self, settings: Settings, engine: AsyncEngine, http: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.tz = ZoneInfo(settings.usage_timezone)
+        self._http = http
+        self._webhooks: set[asyncio.Task[None]] = set()
+
+    def period(self, now: datetime) -> str:
+        return periods.month_key(now, self.tz)
+
+    def kakao_holders(self, *, bot_id: str, user_id: int, is_friend: bool | None) -> list[Holder]:
+        """A Kakao user's and their bot's budgets; a user who has not added the channel gets the non-friend limit."""
+        settings = self.settings
+        user_limit = settings.user_monthly_token_limit
+        if is_friend is False and settings.non_friend_monthly_token_limit:
+            user_limit = settings.non_friend_monthly_token_limit
+        return [
+            Holder(Scope.USER, str(user_id), user_limit, settings.user_monthly_message_limit),
+            Holder(Scope.BOT, bot_id, settings.bot_monthly_token_limit),
+        ]
+
+    async def reserve(
+        self, holders: list[Holder], *, tokens: int, now: datetime, bot_id: str, task_id: uuid.UUID | None = None
+    ) -> Reservation:
+        """Hold `tokens` on every holder or refuse; a refusal records the spent budget's alerts and is counted."""
+        period = self.period(now)
+        async with self.engine.begin() as conn:
+            reservation = await budgets.reserve(
+                conn, holders, tokens=tokens, period=period, policy=self.settings.usage_limit_policy, now=now,
+                bot_id=bot_id, task_id=task_id,
+            )
+            refused = reservation.refused
+            raised = []
+            if refused is not None:
+                metrics.BUDGET_REFUSALS.labels(refused.scope, bot_id).inc()
+                due = alerts.due(refused, self.settings.usage_alert_thresholds, refused=not refused.out_of_messages)
+                raised = await alerts.raise_alerts(conn, refused, due, period=period, now=now) if due else []
+        self._post(raised)
+        return reservation
+
+    def held(self, holders: list[Holder], *, tokens: int, now: datetime, task_id: uuid.UUID) -> Reservation:
+        """The reservation an earlier attempt of the task made (the task row says how much it holds)."""
+        return Reservation(holders=holders, period=self.period(now), tokens=tokens, task_id=task_id)
+
+    async def settle(
+        self,
+        reservation: Reservation,
+        calls: list[ModelCall],
+        *,
+        now: datetime,
+        bot_id: str,
+        user_id: int | None = None,
+        api_key_id: str | None = None,
+        message_id: int | None = None,
+        keep_reservation: bool = False,
+    ) -> Settled:
+        """Record the calls and turn the reservation into the real usage; no calls releases it (see `budgets.settle`
+        for `keep_reservation`)."""
+        async with self.engine.begin() as conn:
+            settlement = await budgets.settle(
+                conn, reservation, calls, now=now, day=periods.local_day(now, self.tz),
+                policy=self.settings.usage_limit_policy, bot_id=bot_id, user_id=user_id, api_key_id=api_key_id,
+                message_id=message_id, keep_reservation=keep_reservation,
+            )
+            raised = []
+            for state in settlement.states:
+                due = alerts.due(state, self.settings.usage_alert_thresholds)
+                if due:
+                    raised += await alerts.raise_alerts(conn, state, due, period=reservation.period, now=now)
+        self._post(raised)
+        return Settled(raised, self._notice(raised))
+
+    def refusal(self, state: HolderState, *, now: datetime, is_friend: bool | None) -> str:
+        """The short Korean reply to a refused message, saying when the budget resets."""
+        reset = periods.resets_at(now, self.tz)
+        when = texts.USAGE_RESET_AT.format(month=reset.month, day=reset.day)
+        if state.scope == Scope.BOT:
+            return texts.USAGE_BOT_LIMIT.format(reset=when)
+        if is_friend is False and self.settings.non_friend_monthly_token_limit and not state.out_of_messages:
+            return texts.USAGE_NON_FRIEND_LIMIT.format(reset=when)
+        return texts.USAGE_USER_LIMIT.format(reset=when)
+
+    def _notice(self, raised: list[Alert]) -> str | None:
+        if not self.settings.usage_notice_enabled:
+            return None
+        mine = [a.threshold for a in raised if a.scope == Scope.USER and a.threshold < 100]
+        return texts.USAGE_NOTICE.format(percent=max(mine)) if mine else None
+
+    def _post(self, raised: list[Alert]) -> None:
+        """Send new alerts to the webhook in the background: the answer does not wait for it."""
+        url = self.settings.usage_alert_webhook_url
+        if not raised or not url or self._http is None:
+            return
+        task = asyncio.create_task(alerts.post_webhook(self._http, url, raised))
+        self._webhooks.add(task)
+        task.add_done_callback(self._webhooks.discard)
