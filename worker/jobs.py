@@ -1,9 +1,11 @@
-"""Periodic jobs of a worker process (APScheduler): leases, reaper, pruning, heartbeat row, summaries."""
+"""Periodic jobs of a worker process (APScheduler): leases, reaper, pruning, heartbeat row, summaries, usage rollup
+and the monthly usage report."""
 
 import os
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from loguru import logger
@@ -13,15 +15,21 @@ from app.config import Settings
 from app.db import Database
 from app.models import utcnow
 from app.services.llm import LLMClient
+from app.services import events
 from app.services.summaries import Summarizer
+from app.services.usage import admin as usage_admin
+from app.services.usage import periods, rollup
 from worker.listener import PgListener
 from worker.pool import WorkerPool
 
 PRUNE_EVERY_SECONDS = 3600
+# The daily usage rollup looks for finished days this often (a finished day is rolled once).
+ROLLUP_EVERY_SECONDS = 300
 # The overdue sweep: a queued task is apologised to at most this long after it stops being answerable in time.
 OVERDUE_EVERY_SECONDS = 0.5
 # Heartbeat rows of workers gone this long are deleted.
 FORGET_WORKERS_AFTER = timedelta(days=1)
+USAGE_REPORT = "usage_report"
 
 
 class WorkerJobs:
@@ -59,6 +67,12 @@ class WorkerJobs:
         self._every(self.heartbeat, every, first=now)
         self._every(self.apologise_overdue, OVERDUE_EVERY_SECONDS, first=now + timedelta(seconds=OVERDUE_EVERY_SECONDS))
         self._every(self.prune, PRUNE_EVERY_SECONDS, first=now + timedelta(seconds=60))
+        self._every(self.roll_up_usage, ROLLUP_EVERY_SECONDS, first=now + timedelta(seconds=30))
+        # Last month's report, a few minutes after its budgets reset (local midnight on the 1st).
+        self._scheduler.add_job(
+            _guarded(self.report_usage), "cron", day=1, hour=0, minute=10, timezone=self._settings.usage_timezone,
+            max_instances=1, coalesce=True, misfire_grace_time=3600, id="report_usage",
+        )
         if self._llm is not None:  # offline mode keeps no summaries (docs/pipeline.md)
             summary_every = self._settings.summary_interval_seconds
             self._every(self.summarize, summary_every, first=now + timedelta(seconds=summary_every))
@@ -114,6 +128,24 @@ class WorkerJobs:
         """Fold ended conversations into their users' rolling summaries."""
         if self._llm is not None:
             await Summarizer(self._settings, self._db.sessions, self._llm).run()
+
+    async def roll_up_usage(self) -> None:
+        """Sum finished days' usage rows into `usagedaily`."""
+        days = await rollup.roll_up(self._engine, now=utcnow(), tz=ZoneInfo(self._settings.usage_timezone))
+        if days:
+            logger.info("Usage rolled up for {} day(s), up to {}", len(days), days[-1])
+
+    async def report_usage(self) -> None:
+        """Last month's usage report, kept in `eventlog` (`usage_report`) and logged."""
+        await self.roll_up_usage()
+        tz = ZoneInfo(self._settings.usage_timezone)
+        month = periods.month_key(utcnow() - timedelta(days=2), tz)  # runs on the 1st: the month just ended
+        async with self._db.sessions.begin() as session:
+            report = await usage_admin.monthly_report(session, month, periods.month_span(month))
+            detail = report.model_dump(mode="json", exclude={"rows"}) | {"lines": len(report.rows)}
+            await events.record_event(session, USAGE_REPORT, detail=detail)
+        logger.info("Usage report {}: {} requests, {} tokens, ${:.4f}", month, report.requests, report.total_tokens,
+                    report.cost_usd)
 
     async def forget(self) -> None:
         """Remove this worker's heartbeat row on a clean stop."""

@@ -77,6 +77,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
 async def get_db(request: Request) -> Database:
     return request.app.state.db
 
@@ -104,6 +108,7 @@ async def get_pipeline(request: Request) -> AnswerPipeline:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 SkillServiceDep = Annotated[SkillService, Depends(get_skill_service)]
 KnowledgeDep = Annotated[KnowledgeBase, Depends(get_knowledge)]

@@ -1,5 +1,6 @@
 """Typed text statements: both drivers get dates, UTC timestamps and UUIDs the way the columns store them."""
 
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,10 +31,16 @@ _TYPES: dict[str, sa.types.TypeEngine[Any]] = {
 
 
 def statement(sql: str, params: dict[str, Any]) -> TextClause:
-    """`sql` with the known parameters among `params` typed."""
-    return sa.text(sql).bindparams(*(sa.bindparam(name, type_=_TYPES[name]) for name in params if name in _TYPES))
+    """`sql` with the known parameters among `params` typed (`day3` is typed as `day`)."""
+    typed = ((name, _TYPES.get(name) or _TYPES.get(name.rstrip("0123456789"))) for name in params)
+    return sa.text(sql).bindparams(*(sa.bindparam(name, type_=type_) for name, type_ in typed if type_ is not None))
 
 
 async def run(conn: Conn, sql: str, params: dict[str, Any]) -> Result[Any]:
     """Execute `sql` with `params`, typed as above."""
     return await conn.execute(statement(sql, params), params)
+
+
+def as_date(value: date | str | None) -> date | None:
+    """A date read back from a text statement (SQLite returns the stored ISO string)."""
+    return date.fromisoformat(value) if isinstance(value, str) else value
