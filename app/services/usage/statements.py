@@ -1,5 +1,6 @@
 """Typed text statements: both drivers get dates, UTC timestamps and UUIDs the way the columns store them."""
 
+import re
 from datetime import date
 from typing import Any
 
@@ -32,7 +33,8 @@ _TYPES: dict[str, sa.types.TypeEngine[Any]] = {
 
 def statement(sql: str, params: dict[str, Any]) -> TextClause:
     """`sql` with the known parameters among `params` typed (`day3` is typed as `day`)."""
-    typed = ((name, _TYPES.get(name) or _TYPES.get(name.rstrip("0123456789"))) for name in params)
+    used = set(re.findall(r"(?<!:):(\w+)", sql))  # `params` may carry more than this statement uses
+    typed = ((name, _TYPES.get(name) or _TYPES.get(name.rstrip("0123456789"))) for name in params if name in used)
     return sa.text(sql).bindparams(*(sa.bindparam(name, type_=type_) for name, type_ in typed if type_ is not None))
 
 

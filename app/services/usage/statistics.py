@@ -39,6 +39,7 @@ class UsageRows:
         day = self.days.start
         while day < self.days.end:
             if day not in rolled:
+                self.params[f"day{len(self.raw_days)}"] = day
                 self.raw_days.append(day)
             day += timedelta(days=1)
         return self
@@ -51,8 +52,6 @@ class UsageRows:
         )
         if not self.raw_days:
             return daily
-        for i, day in enumerate(self.raw_days):
-            self.params[f"day{i}"] = day
         in_days = ", ".join(f":day{i}" for i in range(len(self.raw_days)))
         # A day rolled meanwhile is read from the rollup only.
         raw = (
