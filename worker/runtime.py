@@ -83,7 +83,7 @@ class Worker:
             answer_timeout=settings.task_answer_timeout_seconds,
             lease_seconds=settings.task_lease_seconds,
             estimate=estimate,
-            usage=TaskUsage(UsageService(settings, db.engine, self._http), offline=pipeline.llm is None),
+            usage=TaskUsage(UsageService(settings, db, self._http), offline=pipeline.llm is None),
         )
         self.pool = WorkerPool(
             engine=db.engine,

@@ -21,7 +21,7 @@ AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
 @pytest.fixture
 def usage(settings: Settings, db: Database) -> UsageService:
-    return UsageService(settings.model_copy(update={"user_monthly_token_limit": 10_000}), db.engine)
+    return UsageService(settings.model_copy(update={"user_monthly_token_limit": 10_000}), db)
 
 
 async def spend(usage: UsageService, user_id: int, calls: list[ModelCall], *, now: datetime | None = None,

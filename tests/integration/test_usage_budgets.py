@@ -19,7 +19,7 @@ NOW = datetime(2026, 12, 10, 3, 0, tzinfo=UTC)
 
 def service(settings: Settings, db: Database, **overrides: object) -> UsageService:
     values = {"database_url": settings.database_url, **overrides}
-    return UsageService(make_settings(**values), db.engine)  # type: ignore[arg-type]
+    return UsageService(make_settings(**values), db)  # type: ignore[arg-type]
 
 
 def answer(tokens_in: int, tokens_out: int, model: str = "gpt-4o-2024-08-06") -> ModelCall:

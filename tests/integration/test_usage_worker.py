@@ -62,7 +62,7 @@ async def enqueue_messages(db: Database, user_id: int, count: int) -> list[uuid.
 
 async def history(settings: Settings, db: Database, user_id: int, total_tokens: int) -> None:
     """Earlier answers (yesterday's): the estimate a worker starts from is their average."""
-    usage = UsageService(settings, db.engine)
+    usage = UsageService(settings, db)
     holders = usage.kakao_holders(bot_id="bot-1", user_id=user_id, is_friend=True)
     reservation = await usage.reserve(holders, tokens=0, now=utcnow(), bot_id="bot-1")
     await usage.settle(reservation, [ModelCall("answer", "gpt-4o", total_tokens, 0)], now=utcnow(),
@@ -115,7 +115,7 @@ async def test_totals_equal_the_providers_reported_usage(
     assert abs(stats["cost_usd"] - (360 * 2.5 + 90 * 10) / 1e6) < 1e-9
     assert stats["top_users"] == [{"user_id": user_id, "kakao_user_id": "counted", "bot_id": "bot-1",
                                    "total_tokens": 450, "cost_usd": stats["cost_usd"]}]
-    assert stats["by_day"] == [{"date": local_day(utcnow(), UsageService(settings, db.engine).tz).isoformat(),
+    assert stats["by_day"] == [{"date": local_day(utcnow(), UsageService(settings, db).tz).isoformat(),
                                 "requests": 3, "total_tokens": 450, "cost_usd": stats["cost_usd"]}]
 
 

@@ -6,7 +6,7 @@ Public API (for the worker, the chat API, the response cache):
   `ModelCall(kind, model, input_tokens, output_tokens, latency_ms, cache_hit)`; kinds in `Kind`
   (answer, summary, embedding, chat, audio); a cache hit is a call with 0 tokens and `cache_hit=True`.
 - `record_calls(conn, calls, now=, day=, bot_id=, user_id=, api_key_id=, task_id=, message_id=)`: usage rows only.
-- `UsageService(settings, engine)`: `reserve(holders, tokens=, now=, bot_id=, task_id=)` -> `Reservation`
+- `UsageService(settings, db)`: `reserve(holders, tokens=, now=, bot_id=, task_id=)` -> `Reservation`
   (`.admitted`, or `.refused` with the spent holder; `refusal()` words it), then `settle(reservation, calls, ...)`
   records the calls and turns the reservation into real usage (no calls: a release) -> `Settled(alerts, notice)`.
   A holder is `Holder(scope, id, default_limit, message_limit)`; scopes `Scope.USER`, `Scope.BOT`, `Scope.API_KEY`

@@ -186,19 +186,25 @@ async def reserve(
     params: dict[str, Any] = {"period": period, "bot_id": bot_id, "policy": policy, "tokens": tokens, "now": now}
     sql = f"WITH {_holders_cte(holders, params)}\n{_RESERVE.format(columns=_STATE_COLUMNS)}"
     reservation.states = _states(await run(conn, sql, params))
-    held = {(s.scope, s.holder_id) for s in reservation.states}
-    if len(held) == len(holders):
+    if len(reservation.states) == len(holders):
         if task_id is not None:
             await run(conn, _MARK_TASK, {"tokens": tokens, "task_id": task_id})
         return reservation
-    for state in reservation.states:  # the holders that had room give their share back
-        await run(conn, _UNDO, {"tokens": tokens, "period": period, "scope": state.scope,
-                                         "holder_id": state.holder_id})
-    refused = next(h for h in holders if (h.scope, h.id) not in held)
-    row = await run(conn, _READ, {"period": period, "scope": refused.scope, "holder_id": refused.id})
+    await refuse(conn, reservation)
+    return reservation
+
+
+async def refuse(conn: Conn, reservation: Reservation) -> None:
+    """After a partial reservation: the holders that had room (`states`) give their share back, and `refused` is
+    set to the first holder without room."""
+    held = {(s.scope, s.holder_id) for s in reservation.states}
+    for state in reservation.states:
+        await run(conn, _UNDO, {"tokens": reservation.tokens, "period": reservation.period, "scope": state.scope,
+                                "holder_id": state.holder_id})
+    refused = next(h for h in reservation.holders if (h.scope, h.id) not in held)
+    row = await run(conn, _READ, {"period": reservation.period, "scope": refused.scope, "holder_id": refused.id})
     reservation.refused = _states(row)[0]
     reservation.states = []
-    return reservation
 
 
 async def settle(

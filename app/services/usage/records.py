@@ -66,13 +66,19 @@ async def record_calls(
     task_id: uuid.UUID | None = None,
     message_id: int | None = None,
 ) -> list[Recorded]:
-    """Insert one usage row per call (one statement) and count them in the metrics; an unpriced model is logged."""
+    """Insert one usage row per call (one statement) and count them in the metrics."""
     if not calls:
         return []
     params: dict[str, Any] = {"now": now, "day": day, "bot_id": bot_id, "user_id": user_id,
                               "api_key_id": api_key_id, "task_id": task_id, "message_id": message_id}
     sql = f"WITH {_calls_cte(calls, params)}\n{_INSERT}"
     recorded = [Recorded(**dict(row)) for row in (await run(conn, sql, params)).mappings()]
+    count(recorded, bot_id)
+    return recorded
+
+
+def count(recorded: list[Recorded], bot_id: str) -> None:
+    """Add stored calls to the metrics; a model without a price is logged as well."""
     for row in recorded:
         metrics.USAGE_TOKENS.labels(row.model, bot_id, "input").inc(row.input_tokens)
         metrics.USAGE_TOKENS.labels(row.model, bot_id, "output").inc(row.output_tokens)
@@ -82,4 +88,3 @@ async def record_calls(
                            row.model)
         else:
             metrics.USAGE_COST.labels(row.model, bot_id).inc(row.cost_usd)
-    return recorded

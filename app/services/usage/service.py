@@ -1,4 +1,5 @@
-"""Budgets with the process's settings: reserve and settle in their own transactions, alerts, webhook, notice."""
+"""Budgets with the process's settings: reserve and settle (one statement each on PostgreSQL), alerts, webhook,
+the 80/90 % notice."""
 
 import asyncio
 import uuid
@@ -11,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import metrics
 from app.config import Settings
+from app.db import Database
 from app.services import texts
-from app.services.usage import alerts, budgets, periods
+from app.services.usage import alerts, budgets, periods, pg, records
 from app.services.usage.alerts import Alert
 from app.services.usage.budgets import Holder, HolderState, Reservation, Scope
 from app.services.usage.calls import ModelCall
@@ -65,11 +67,12 @@ class Settled:
 
 
 class UsageService:
-    """Reserve before a model call, settle after; one per process."""
+    """Reserve before a model call, settle after; one per process. On PostgreSQL each is one raw statement."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, settings: Settings, db: Database, http: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
-        self.engine = engine
+        self.db = db
+        self.engine = db.engine
         self.tz = ZoneInfo(settings.usage_timezone)
         self._http = http
         self._webhooks: set[asyncio.Task[None]] = set()
@@ -93,18 +96,24 @@ class UsageService:
     ) -> Reservation:
         """Hold `tokens` on every holder or refuse; a refusal records the spent budget's alerts and is counted."""
         period = self.period(now)
-        async with self.engine.begin() as conn:
-            reservation = await budgets.reserve(
-                conn, holders, tokens=tokens, period=period, policy=self.settings.usage_limit_policy, now=now,
-                bot_id=bot_id, task_id=task_id,
-            )
-            refused = reservation.refused
-            raised = []
-            if refused is not None:
-                metrics.BUDGET_REFUSALS.labels(refused.scope, bot_id).inc()
-                due = alerts.due(refused, self.settings.usage_alert_thresholds, refused=not refused.out_of_messages)
-                raised = await alerts.raise_alerts(conn, refused, due, period=period, now=now) if due else []
-        self._post(raised)
+        policy = self.settings.usage_limit_policy
+        if self.db.is_postgres:
+            states = await pg.reserve(await self.db.raw_pool(), holders, tokens=tokens, period=period, policy=policy,
+                                      now=now, bot_id=bot_id, task_id=task_id)
+            reservation = Reservation(holders, period, tokens, task_id, states)
+            if len(states) == len(holders):
+                return reservation
+            async with self.engine.begin() as conn:
+                await budgets.refuse(conn, reservation)
+        else:
+            async with self.engine.begin() as conn:
+                reservation = await budgets.reserve(conn, holders, tokens=tokens, period=period, policy=policy,
+                                                    now=now, bot_id=bot_id, task_id=task_id)
+        refused = reservation.refused
+        if refused is not None:
+            metrics.BUDGET_REFUSALS.labels(refused.scope, bot_id).inc()
+            due = alerts.due(refused, self.settings.usage_alert_thresholds, refused=not refused.out_of_messages)
+            await self._raise([(refused, due)], period=period, now=now)
         return reservation
 
     def held(self, holders: list[Holder], *, tokens: int, now: datetime, task_id: uuid.UUID) -> Reservation:
@@ -125,19 +134,37 @@ class UsageService:
     ) -> Settled:
         """Record the calls and turn the reservation into the real usage; no calls releases it (see `budgets.settle`
         for `keep_reservation`)."""
-        async with self.engine.begin() as conn:
-            settlement = await budgets.settle(
-                conn, reservation, calls, now=now, day=periods.local_day(now, self.tz),
-                policy=self.settings.usage_limit_policy, bot_id=bot_id, user_id=user_id, api_key_id=api_key_id,
-                message_id=message_id, keep_reservation=keep_reservation,
+        day = periods.local_day(now, self.tz)
+        policy = self.settings.usage_limit_policy
+        if self.db.is_postgres:
+            recorded, states = await pg.settle(
+                await self.db.raw_pool(), reservation, calls, now=now, day=day, policy=policy, bot_id=bot_id,
+                user_id=user_id, api_key_id=api_key_id, message_id=message_id,
+                released=0 if keep_reservation else reservation.tokens,
             )
-            raised = []
-            for state in settlement.states:
-                due = alerts.due(state, self.settings.usage_alert_thresholds)
-                if due:
-                    raised += await alerts.raise_alerts(conn, state, due, period=reservation.period, now=now)
-        self._post(raised)
+            records.count(recorded, bot_id)
+        else:
+            async with self.engine.begin() as conn:
+                settlement = await budgets.settle(
+                    conn, reservation, calls, now=now, day=day, policy=policy, bot_id=bot_id, user_id=user_id,
+                    api_key_id=api_key_id, message_id=message_id, keep_reservation=keep_reservation,
+                )
+            states = settlement.states
+        thresholds = self.settings.usage_alert_thresholds
+        raised = await self._raise([(s, alerts.due(s, thresholds)) for s in states], period=reservation.period,
+                                   now=now)
         return Settled(raised, self._notice(raised))
+
+    async def _raise(self, due: list[tuple[HolderState, list[int]]], *, period: str, now: datetime) -> list[Alert]:
+        """Record the thresholds reached (a transaction only when there are some) and post them to the webhook."""
+        due = [(state, thresholds) for state, thresholds in due if thresholds]
+        if not due:
+            return []
+        async with self.engine.begin() as conn:
+            raised = [a for state, thresholds in due
+                      for a in await alerts.raise_alerts(conn, state, thresholds, period=period, now=now)]
+        self._post(raised)
+        return raised
 
     def refusal(self, state: HolderState, *, now: datetime, is_friend: bool | None) -> str:
         """The short Korean reply to a refused message, saying when the budget resets."""
