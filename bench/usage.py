@@ -66,8 +66,9 @@ async def per_task(url: str, tasks: int) -> None:
     db = Database(settings)
     usage = UsageService(settings, db)
     pool = await db.raw_pool()
-    rows = await pool.fetch(TASKS_SQL, utcnow(), tasks + 25 * 40)
+    rows = await pool.fetch(TASKS_SQL, utcnow(), tasks + 2 * 25 * 40)
     ids = [(r["id"], r["user_id"]) for r in rows]
+    first_user = (await pool.fetch(USERS_SQL, utcnow(), 25))[0]["id"]
     call = [ModelCall("answer", "gpt-4o", 1200, 300, latency_ms=900)]
 
     async def one(task_id, user_id) -> tuple[float, float]:  # type: ignore[no-untyped-def]
@@ -80,16 +81,28 @@ async def per_task(url: str, tasks: int) -> None:
 
     for task_id, user_id in ids[:50]:  # warm the pools and statement caches
         await one(task_id, user_id)
+    baseline = []
+    for _ in range(500):
+        began = time.perf_counter()
+        await pool.fetchval("SELECT 1")
+        baseline.append((time.perf_counter() - began) * 1000)
+    print(f"  a bare round trip (SELECT 1) for scale: p50 {percentile(baseline, 0.5):.3f} ms"
+          f"  p95 {percentile(baseline, 0.95):.3f} ms")
     sequential = [await one(t, u) for t, u in ids[50:tasks]]
     report("one task at a time", sequential)
     rest = ids[tasks:]
-    started = time.perf_counter()
-    concurrent: list[tuple[float, float]] = []
-    for i in range(0, len(rest), 25):
-        concurrent += await asyncio.gather(*(one(t, u) for t, u in rest[i : i + 25]))
-    elapsed = time.perf_counter() - started
-    report("25 in flight, one user and one bot (both rows contended)", concurrent)
-    print(f"    {len(concurrent) / elapsed:,.0f} tasks/s reserved and settled")
+    for label, users in (("25 in flight, 25 users of one bot (its row contended)", range(25)),
+                         ("25 in flight, one user (both rows contended)", [0] * 25)):
+        batch, rest = rest[: 25 * 40], rest[25 * 40 :]
+        started = time.perf_counter()
+        concurrent: list[tuple[float, float]] = []
+        for i in range(0, len(batch), 25):
+            concurrent += await asyncio.gather(*(
+                one(t, first_user + users[j]) for j, (t, _) in enumerate(batch[i : i + 25])
+            ))
+        elapsed = time.perf_counter() - started
+        report(label, concurrent)
+        print(f"    {len(concurrent) / elapsed:,.0f} tasks/s reserved and settled")
     await db.dispose()
 
 
@@ -140,7 +153,7 @@ async def statistics_over(url: str, rows: int, users: int) -> None:
                   f"  ({body['requests']:,} requests)")
 
         month = {"period": "month", "date": last_month.isoformat()}
-        await timed("last month, before the rollup (raw rows)", month, runs=2)
+        await timed("last month, before the rollup (raw rows)", month, runs=1)
         began = time.perf_counter()
         days = await roll_up(db.engine, now=utcnow(), tz=tz)
         print(f"  rollup of {len(days)} days: {time.perf_counter() - began:.1f} s")

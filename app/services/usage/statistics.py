@@ -89,14 +89,16 @@ async def by_day_and_model(conn: Conn, rows: UsageRows) -> list[dict[str, Any]]:
 async def by_user(conn: Conn, rows: UsageRows, *, limit: int, kakao_user_id: str | None = None) -> list[TopUser]:
     """Users by total tokens, most first (rows without a user are left out)."""
     params = {**rows.params, "n": limit}
-    where = ""
+    only = ""
     if kakao_user_id is not None:
-        where = " WHERE a.kakao_user_id = :kakao_user_id"
+        only = " AND user_id IN (SELECT id FROM appuser WHERE kakao_user_id = :kakao_user_id)"
         params["kakao_user_id"] = kakao_user_id
+    # Summed per user id first (a hash on one integer), then only the top rows meet appuser.
     sql = (
-        f"SELECT u.user_id, a.kakao_user_id, u.bot_id, SUM(u.total_tokens) AS total_tokens,"
-        f" SUM(u.cost_usd) AS cost_usd FROM ({rows.sql}) u JOIN appuser a ON a.id = u.user_id{where}"
-        " GROUP BY u.user_id, a.kakao_user_id, u.bot_id ORDER BY total_tokens DESC, u.user_id LIMIT :n"
+        "SELECT t.user_id, a.kakao_user_id, a.bot_id, t.total_tokens, t.cost_usd FROM ("
+        f" SELECT user_id, SUM(total_tokens) AS total_tokens, SUM(cost_usd) AS cost_usd FROM ({rows.sql}) u"
+        f" WHERE user_id <> 0{only} GROUP BY user_id ORDER BY total_tokens DESC, user_id LIMIT :n"
+        ") t JOIN appuser a ON a.id = t.user_id ORDER BY t.total_tokens DESC, t.user_id"
     )
     return [
         TopUser(user_id=r["user_id"], kakao_user_id=r["kakao_user_id"], bot_id=r["bot_id"],
