@@ -116,7 +116,7 @@ def report(label: str, samples: list[tuple[float, float]]) -> None:
 
 
 async def statistics_over(url: str, rows: int, users: int) -> None:
-    settings = make_settings(url)
+    settings = make_settings(url, db_statement_timeout_ms=0)  # the bulk insert and the raw-row month take longer
     tz = ZoneInfo(settings.usage_timezone)
     db = Database(settings)
     pool = await db.raw_pool()

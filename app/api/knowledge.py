@@ -21,12 +21,13 @@ from app.api.deps import (
 )
 from app.config import Settings
 from app.errors import MalformedBody, NotFound
-from app.models import KnowledgeDocument
+from app.models import KnowledgeDocument, utcnow
 from app.services.knowledge import Passage, SearchFilter, documents
 from app.services.knowledge.errors import DocumentTooLarge, InvalidDocument, UnsupportedType
 from app.services.knowledge.ingest import delete_document, ingest
 from app.services.knowledge.parsing import parse_file
 from app.services.knowledge.schemas import DocType, FaqPair, ParsedDocument, Section
+from app.services import usage
 from app.services.pipeline import OFFLINE_MODEL, free_question
 
 router = APIRouter(
@@ -140,7 +141,9 @@ _UPLOAD_DOC = {
 async def upload_document(request: Request, session: SessionDep, kb: KnowledgeDep) -> DocumentOut:
     settings: Settings = request.app.state.settings
     parsed = await _read_upload(request, settings.knowledge_max_upload_bytes)
-    result = await ingest(session, kb, parsed)
+    with usage.collect() as calls:  # the chunks' embeddings
+        result = await ingest(session, kb, parsed)
+    await usage.record_outside_budgets(settings, request.app.state.db.engine, calls, bot_id=parsed.bot_id, now=utcnow())
     return _out(result.document, replaced=result.replaced)
 
 
@@ -167,19 +170,28 @@ async def remove_document(doc_id: uuid.UUID, session: SessionDep, kb: KnowledgeD
 
 
 @router.post("/search", response_model=SearchResult, responses=error_responses(400))
-async def search(body: SearchRequest, kb: KnowledgeDep) -> SearchResult:
-    passages = await kb.retrieve(
-        body.bot_id, body.query, k=body.k, threshold=body.threshold, search_filter=body.filter
-    )
+async def search(body: SearchRequest, request: Request, kb: KnowledgeDep) -> SearchResult:
+    with usage.collect() as calls:
+        passages = await kb.retrieve(
+            body.bot_id, body.query, k=body.k, threshold=body.threshold, search_filter=body.filter
+        )
+    await _record(request, calls, body.bot_id)
     return SearchResult(passages=passages)
 
 
 @router.post("/query", response_model=QueryAnswer, responses=error_responses(400, 502, 503))
 async def query(body: QueryRequest, request: Request, pipeline: PipelineDep) -> QueryAnswer:
     timeout = request.app.state.settings.task_answer_timeout_seconds
-    answer = await pipeline.answer_question(free_question(body.bot_id, body.question), timeout=timeout)
+    with usage.collect() as calls:
+        answer = await pipeline.answer_question(free_question(body.bot_id, body.question), timeout=timeout)
+    await _record(request, calls, body.bot_id)
     mode = "offline" if answer.model == OFFLINE_MODEL else "llm"
     return QueryAnswer(answer=answer.text, mode=mode, found=answer.found, sources=answer.passages)
+
+
+async def _record(request: Request, calls: list[usage.ModelCall], bot_id: str) -> None:
+    state = request.app.state
+    await usage.record_outside_budgets(state.settings, state.db.engine, calls, bot_id=bot_id, now=utcnow())
 
 
 async def _read_upload(request: Request, limit: int) -> ParsedDocument:

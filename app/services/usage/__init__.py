@@ -17,7 +17,7 @@ from app.services.usage.budgets import Holder, HolderState, Policy, Reservation,
 from app.services.usage.calls import Kind, ModelCall, collect, note
 from app.services.usage.periods import local_day, month_key
 from app.services.usage.records import Recorded, record_calls
-from app.services.usage.service import Settled, TokenEstimate, UsageService
+from app.services.usage.service import Settled, TokenEstimate, UsageService, record_outside_budgets
 
 __all__ = [
     "Holder",
@@ -36,4 +36,5 @@ __all__ = [
     "month_key",
     "note",
     "record_calls",
+    "record_outside_budgets",
 ]

@@ -8,6 +8,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import httpx
+from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import metrics
@@ -190,3 +191,20 @@ class UsageService:
         task = asyncio.create_task(alerts.post_webhook(self._http, url, raised))
         self._webhooks.add(task)
         task.add_done_callback(self._webhooks.discard)
+
+
+async def record_outside_budgets(
+    settings: Settings, engine: AsyncEngine, calls: list[ModelCall], *, bot_id: str, now: datetime
+) -> None:
+    """Calls no user or key is charged for (knowledge uploads, admin questions), in their own transaction.
+
+    Never raises: the request's own result matters more; a lost record is logged.
+    """
+    if not calls:
+        return
+    try:
+        async with engine.begin() as conn:
+            day = periods.local_day(now, ZoneInfo(settings.usage_timezone))
+            await records.record_calls(conn, calls, now=now, day=day, bot_id=bot_id)
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        logger.error("Usage of {} call(s) for bot {} not recorded: {}", len(calls), bot_id, type(exc).__name__)
