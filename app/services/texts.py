@@ -31,3 +31,4 @@ USAGE_NON_FRIEND_LIMIT = (
     "(한도는 {reset}에 초기화돼요)"
 )
 USAGE_NOTICE = "※ 이번 달 이용 한도의 {percent}%를 사용하셨어요."
+USAGE_NOTICE_SPENT = "※ 이번 달 이용 한도를 모두 사용하셨어요. 한도는 {reset}에 초기화돼요."

@@ -117,7 +117,8 @@ async def test_alerts_at_80_90_100_once_each_and_the_notice(settings: Settings, 
         thresholds.append([a.threshold for a in settled.alerts])
     assert thresholds == [[], [80], [], [90], [], [100]]
     assert notices == [None, "※ 이번 달 이용 한도의 80%를 사용하셨어요.", None,
-                       "※ 이번 달 이용 한도의 90%를 사용하셨어요.", None, None]
+                       "※ 이번 달 이용 한도의 90%를 사용하셨어요.", None,
+                       "※ 이번 달 이용 한도를 모두 사용하셨어요. 한도는 1월 1일 0시에 초기화돼요."]
     refused = await usage.reserve(holders, tokens=100, now=NOW, bot_id="bot-1")
     assert refused.refused is not None and refused.refused.scope == Scope.USER
     async with db.sessions() as session:

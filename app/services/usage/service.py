@@ -154,7 +154,7 @@ class UsageService:
         thresholds = self.settings.usage_alert_thresholds
         raised = await self._raise([(s, alerts.due(s, thresholds)) for s in states], period=reservation.period,
                                    now=now)
-        return Settled(raised, self._notice(raised))
+        return Settled(raised, self._notice(raised, now))
 
     async def _raise(self, due: list[tuple[HolderState, list[int]]], *, period: str, now: datetime) -> list[Alert]:
         """Record the thresholds reached (a transaction only when there are some) and post them to the webhook."""
@@ -177,11 +177,15 @@ class UsageService:
             return texts.USAGE_NON_FRIEND_LIMIT.format(reset=when)
         return texts.USAGE_USER_LIMIT.format(reset=when)
 
-    def _notice(self, raised: list[Alert]) -> str | None:
-        if not self.settings.usage_notice_enabled:
+    def _notice(self, raised: list[Alert], now: datetime) -> str | None:
+        """One line for the answer that crossed a threshold of the user's own budget (the highest one crossed)."""
+        mine = [a.threshold for a in raised if a.scope == Scope.USER]
+        if not mine or not self.settings.usage_notice_enabled:
             return None
-        mine = [a.threshold for a in raised if a.scope == Scope.USER and a.threshold < 100]
-        return texts.USAGE_NOTICE.format(percent=max(mine)) if mine else None
+        if max(mine) >= 100:
+            reset = periods.resets_at(now, self.tz)
+            return texts.USAGE_NOTICE_SPENT.format(reset=texts.USAGE_RESET_AT.format(month=reset.month, day=reset.day))
+        return texts.USAGE_NOTICE.format(percent=max(mine))
 
     def _post(self, raised: list[Alert]) -> None:
         """Send new alerts to the webhook in the background: the answer does not wait for it."""
