@@ -1,8 +1,11 @@
 """Budgets on both backends: atomic reservations under concurrency, settling, alerts once, overrides, the month."""
 
 import asyncio
+import json
 from datetime import UTC, date, datetime, timedelta
 
+import httpx
+import respx
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
@@ -217,3 +220,33 @@ async def test_an_api_key_is_one_more_holder(settings: Settings, db: Database) -
     async with db.sessions() as session:
         row = (await session.execute(select(UsageRecord))).scalar_one()
     assert (row.api_key_id, row.kind, row.user_id) == ("key-1", "chat", None)
+
+
+async def test_alerts_are_posted_to_the_webhook(settings: Settings, db: Database) -> None:
+    url = "https://hooks.example.test/usage"
+    async with httpx.AsyncClient() as http:
+        usage = UsageService(make_settings(settings.database_url, user_monthly_token_limit=1000,
+                                           usage_alert_webhook_url=url), db, http)
+        user_id = await add_user(db, "hooked")
+        holders = usage.kakao_holders(bot_id="bot-1", user_id=user_id, is_friend=True)
+        with respx.mock(assert_all_called=True) as mock:
+            hook = mock.post(url).respond(204)
+            reservation = await usage.reserve(holders, tokens=100, now=NOW, bot_id="bot-1")
+            await usage.settle(reservation, [answer(850, 0)], now=NOW, bot_id="bot-1", user_id=user_id)
+            await asyncio.gather(*usage._webhooks)  # posted in the background: the answer does not wait
+    body = json.loads(hook.calls.last.request.content)
+    assert {k: body[k] for k in ("type", "scope", "user_id", "threshold", "period", "used", "limit")} == {
+        "type": "usage_alert", "scope": "user", "user_id": user_id, "threshold": 80, "period": "2026-12",
+        "used": 850, "limit": 1000,
+    }
+
+
+async def test_refusals_are_counted(settings: Settings, db: Database) -> None:
+    usage = service(settings, db, bot_monthly_token_limit=10)
+    user_id = await add_user(db, "counted-refusal")
+    holders = usage.kakao_holders(bot_id="bot-m", user_id=user_id, is_friend=True)
+    labels = {"scope": "bot", "bot_id": "bot-m"}
+    before = REGISTRY.get_sample_value("skill_usage_budget_refusals_total", labels) or 0
+    first = await usage.reserve(holders, tokens=100, now=NOW, bot_id="bot-m")
+    assert first.admitted and not (await usage.reserve(holders, tokens=100, now=NOW, bot_id="bot-m")).admitted
+    assert REGISTRY.get_sample_value("skill_usage_budget_refusals_total", labels) == before + 1
