@@ -21,6 +21,7 @@ from app.services.usage import admin as usage_admin
 from app.services.usage import periods, rollup
 from worker.listener import PgListener
 from worker.pool import WorkerPool
+from worker.usage import TaskUsage
 
 PRUNE_EVERY_SECONDS = 3600
 # The daily usage rollup looks for finished days this often (a finished day is rolled once).
@@ -45,6 +46,7 @@ class WorkerJobs:
         worker_id: str,
         listener: PgListener | None,
         llm: LLMClient | None,
+        usage: TaskUsage,
     ) -> None:
         self._settings = settings
         self._db = db
@@ -54,6 +56,7 @@ class WorkerJobs:
         self._worker_id = worker_id
         self._listener = listener
         self._llm = llm
+        self._usage = usage
         self._started_at = utcnow()
         self._scheduler = AsyncIOScheduler(timezone="UTC")
 
@@ -130,7 +133,10 @@ class WorkerJobs:
             await Summarizer(self._settings, self._db.sessions, self._llm).run()
 
     async def roll_up_usage(self) -> None:
-        """Sum finished days' usage rows into `usagedaily`."""
+        """Sum finished days' usage rows into `usagedaily`; give back reservations of tasks the reaper failed."""
+        stranded = await self._usage.release_stranded()
+        if stranded:
+            logger.info("Released the budget reservations of {} task(s) failed with a lost worker", stranded)
         days = await rollup.roll_up(self._engine, now=utcnow(), tz=ZoneInfo(self._settings.usage_timezone))
         if days:
             logger.info("Usage rolled up for {} day(s), up to {}", len(days), days[-1])

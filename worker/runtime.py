@@ -72,6 +72,7 @@ class Worker:
         )
         store = QueueStore(db)
         estimate = AnswerTimeEstimate(ceiling=settings.task_answer_timeout_seconds)
+        usage = TaskUsage(UsageService(settings, db, self._http), offline=pipeline.llm is None)
         runner = TaskRunner(
             engine=db.engine,
             store=store,
@@ -83,7 +84,7 @@ class Worker:
             answer_timeout=settings.task_answer_timeout_seconds,
             lease_seconds=settings.task_lease_seconds,
             estimate=estimate,
-            usage=TaskUsage(UsageService(settings, db, self._http), offline=pipeline.llm is None),
+            usage=usage,
         )
         self.pool = WorkerPool(
             engine=db.engine,
@@ -105,6 +106,7 @@ class Worker:
             worker_id=self.worker_id,
             listener=self.listener,
             llm=pipeline.llm,
+            usage=usage,
         )
         self._loop_task: asyncio.Task[None] | None = None
 

@@ -3,7 +3,7 @@
 from loguru import logger
 
 from app.models import utcnow
-from app.queue import ClaimedTask
+from app.queue import ClaimedTask, failed_holding_tokens
 from app.services.usage import ModelCall, Reservation, Settled, TokenEstimate, UsageService
 
 
@@ -32,6 +32,16 @@ class TaskUsage:
             return None
         holders = self.service.kakao_holders(bot_id=task.bot_id, user_id=task.user_id, is_friend=task.user_is_friend)
         return self.service.held(holders, tokens=task.reserved_tokens, now=utcnow(), task_id=task.id)
+
+    async def release_stranded(self) -> int:
+        """Give back the reservations of tasks the reaper failed (their worker died holding them)."""
+        async with self.service.db.sessions() as session:
+            tasks = await failed_holding_tokens(session)
+        for task in tasks:
+            held = self.held(task)
+            if held is not None:
+                await self.service.settle(held, [], now=utcnow(), bot_id=task.bot_id, user_id=task.user_id)
+        return len(tasks)
 
     def refusal(self, task: ClaimedTask, reservation: Reservation) -> str:
         assert reservation.refused is not None

@@ -15,7 +15,7 @@ from app.queue.callbacks import (
 )
 from app.queue.connection import Conn, autocommit
 from app.queue.heartbeats import beat, forget_worker, list_workers, prune_workers
-from app.queue.reads import get_task, latest_answered_task, list_tasks, stats
+from app.queue.reads import failed_holding_tokens, get_task, latest_answered_task, list_tasks, stats
 from app.queue.schemas import (
     ClaimedTask,
     LeaseLost,
@@ -54,6 +54,7 @@ __all__ = [
     "complete",
     "enqueue",
     "fail",
+    "failed_holding_tokens",
     "forget_worker",
     "get_task",
     "latest_answered_task",

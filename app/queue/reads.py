@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import AIProcessingTask, TaskStatus
-from app.queue.schemas import QueueStats
+from app.queue.schemas import ClaimedTask, QueueStats
 
 _task = AIProcessingTask.__table__
 
@@ -54,3 +54,13 @@ async def stats(session: AsyncSession, *, now: datetime) -> QueueStats:
     return QueueStats(by_status=dict(counts), oldest_pending_seconds=age)
 
 
+
+
+async def failed_holding_tokens(session: AsyncSession, *, limit: int = 500) -> list[ClaimedTask]:
+    """Failed tasks still marked as holding a budget reservation (failed by the reaper, whose runner died)."""
+    stmt = (
+        select(*(_task.c[name] for name in ClaimedTask.model_fields))
+        .where(_task.c.status == TaskStatus.FAILED, _task.c.reserved_tokens > 0)
+        .limit(limit)
+    )
+    return [ClaimedTask.model_validate(dict(row)) for row in (await session.execute(stmt)).mappings()]

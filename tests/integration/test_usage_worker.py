@@ -8,19 +8,20 @@ from datetime import timedelta
 import httpx
 import pytest
 import respx
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from app.config import Settings
 from app.db import Database
 from app.main import create_app
-from app.models import AIProcessingTask, Message, Role, TaskStatus, UsageRecord, utcnow
-from app.queue import enqueue
+from app.models import AIProcessingTask, Message, Role, TaskStatus, UsageCounter, UsageRecord, utcnow
+from app.queue import claim, enqueue
 from app.services.pipeline import build_pipeline
 from app.services.usage import ModelCall, UsageService, local_day
 from tests.conftest import ADMIN_TOKEN
 from tests.pipeline_helpers import LLM_BASE_URL, LLM_URL, add_conversation, add_user, completion
 from tests.queue_helpers import CALLBACK_URL, KAKAO_SUCCESS, eventually, worker_settings
 from worker.runtime import Worker
+from worker.usage import TaskUsage
 
 ANSWER_TOKENS = (120, 30)  # what the mocked provider reports for every answer
 
@@ -156,3 +157,22 @@ async def test_the_answer_that_crosses_80_percent_ends_with_a_notice(
         await eventually(lambda: finished(db, ids))
     await pipeline.aclose()
     assert posted(mock) == ["안내해 드릴게요.\n\n※ 이번 달 이용 한도의 80%를 사용하셨어요."]
+
+
+async def test_a_reservation_left_by_a_dead_worker_is_given_back(settings: Settings, db: Database) -> None:
+    user_id = await add_user(db, "stranded")
+    (task_id,) = await enqueue_messages(db, user_id, 1)
+    usage = TaskUsage(UsageService(settings, db), offline=False)
+    async with db.sessions() as session:
+        task = (await claim(session, worker_id="w", limit=1, now=utcnow(), lease_seconds=5))[0]
+        await session.commit()
+    reservation = await usage.admit(task)
+    assert reservation.admitted and reservation.tokens == usage.estimate.tokens
+    async with db.sessions.begin() as session:  # the reaper fails it after its worker died mid-answer
+        await session.execute(update(AIProcessingTask).where(AIProcessingTask.id == task_id).values(status="failed"))
+    assert await usage.release_stranded() == 1
+    assert await usage.release_stranded() == 0
+    async with db.sessions() as session:
+        held = (await session.execute(select(func.sum(UsageCounter.reserved_tokens)))).scalar()
+        marked = (await session.execute(select(AIProcessingTask.reserved_tokens))).scalar()
+    assert (held, marked) == (0, 0)
