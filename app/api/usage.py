@@ -29,8 +29,11 @@ router = APIRouter(
 
 BotId = Annotated[str | None, Query(min_length=1, max_length=100)]
 PeriodQuery = Annotated[Period, Query(description="day, week (Monday first) or month, local time")]
-DayQuery = Annotated[date | None, Query(alias="date", description="A day in the period (default: today, local)")]
-Month = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM (default: this month)")]
+DayQuery = Annotated[
+    date | None,
+    Query(alias="date", ge=date(2000, 1, 1), le=date(2099, 12, 31), description="A day in the period (default: today)"),
+]
+Month = Annotated[str | None, Query(pattern=r"^20\d{2}-(0[1-9]|1[0-2])$", description="YYYY-MM (default: this month)")]
 
 
 def _today(settings: SettingsDep) -> tuple[date, str]:
