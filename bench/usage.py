@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import statistics
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx

@@ -137,7 +137,9 @@ UPDATE usagecounter SET reserved_tokens = reserved_tokens - :tokens, messages = 
 WHERE period = :period AND scope = :scope AND holder_id = :holder_id
 """
 
-_READ = f"SELECT {_STATE_COLUMNS} FROM usagecounter WHERE period = :period AND scope = :scope AND holder_id = :holder_id"
+_READ = (
+    f"SELECT {_STATE_COLUMNS} FROM usagecounter WHERE period = :period AND scope = :scope AND holder_id = :holder_id"
+)
 
 _RELEASE_TASK = """
 UPDATE aiprocessingtask SET reserved_tokens = 0 WHERE id = :task_id AND reserved_tokens = :tokens

@@ -1,7 +1,7 @@
 """Local time in USAGE_TIMEZONE: the budget month (reset at local midnight on the 1st) and statistics periods."""
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -57,7 +57,3 @@ def month_span(month: str) -> Span:
     first = datetime.strptime(month, "%Y-%m").date()
     return Span(first, next_month(first))
 
-
-def utc_bounds(days: Span, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    """The span's local midnights as UTC instants."""
-    return tuple(datetime.combine(d, time(0), tzinfo=tz).astimezone(UTC) for d in (days.start, days.end))  # type: ignore[return-value]
