@@ -1,19 +1,29 @@
 """Admin API for usage: statistics, per-user usage, alerts, monthly reports, prices and budget overrides."""
 
+import re
 from datetime import date
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, BeforeValidator, Field
 
-from app.api.deps import ADMIN_ERRORS, MAX_DB_INT, RowId, SessionDep, SettingsDep, error_responses, require_admin
+from app.api.deps import (
+    ADMIN_ERRORS,
+    MAX_DB_INT,
+    JsonInt,
+    RowId,
+    SessionDep,
+    SettingsDep,
+    error_responses,
+    require_admin,
+)
 from app.models import utcnow
 from app.services.usage import Scope, admin, periods, statistics
 from app.services.usage.periods import Period
 from app.services.usage.schemas import (
     AlertList,
-    LimitIn,
     LimitList,
     PriceList,
     PricesIn,
@@ -29,11 +39,33 @@ router = APIRouter(
 
 BotId = Annotated[str | None, Query(min_length=1, max_length=100)]
 PeriodQuery = Annotated[Period, Query(description="day, week (Monday first) or month, local time")]
+def _iso_day(value: object) -> object:
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("Input should be a date as YYYY-MM-DD")
+    return value
+
+
 DayQuery = Annotated[
     date | None,
-    Query(alias="date", ge=date(2000, 1, 1), le=date(2099, 12, 31), description="A day in the period (default: today)"),
+    BeforeValidator(_iso_day),
+    Query(alias="date", description="A day in the period, YYYY-MM-DD (default: today, local)"),
 ]
-Month = Annotated[str | None, Query(pattern=r"^20\d{2}-(0[1-9]|1[0-2])$", description="YYYY-MM (default: this month)")]
+Month = Annotated[
+    str | None, Query(pattern=r"^[1-9]\d{3}-(0[1-9]|1[0-2])$", description="YYYY-MM (default: this month)")
+]
+
+
+MAX_LIMIT = 10**15
+
+
+class LimitIn(BaseModel):
+    """An override: a null limit is back to the default; a null policy is USAGE_LIMIT_POLICY."""
+
+    # pydantic writes the bounds of a nullable validated integer as "ge"/"le"; the schema states them properly.
+    monthly_token_limit: Annotated[JsonInt, Field(ge=0, le=MAX_LIMIT)] | None = Field(
+        json_schema_extra={"anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_LIMIT}, {"type": "null"}]}
+    )
+    policy: Literal["block", "warn"] | None = None
 
 
 def _today(settings: SettingsDep) -> tuple[date, str]:
@@ -119,7 +151,7 @@ async def list_limits(session: SessionDep, settings: SettingsDep) -> LimitList:
             summary="Override one user's monthly token limit and policy (null: the default)")
 async def put_user_limit(user_id: RowId, body: LimitIn, session: SessionDep, settings: SettingsDep) -> LimitList:
     async with session.begin():
-        await admin.put_limit(session, Scope.USER, str(user_id), body, now=utcnow())
+        await admin.put_limit(session, Scope.USER, str(user_id), **body.model_dump(), now=utcnow())
     return await admin.list_limits(session, settings)
 
 
@@ -130,5 +162,5 @@ async def put_bot_limit(
     settings: SettingsDep,
 ) -> LimitList:
     async with session.begin():
-        await admin.put_limit(session, Scope.BOT, bot_id, body, now=utcnow())
+        await admin.put_limit(session, Scope.BOT, bot_id, **body.model_dump(), now=utcnow())
     return await admin.list_limits(session, settings)

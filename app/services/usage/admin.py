@@ -16,7 +16,6 @@ from app.services.usage.periods import Span
 from app.services.usage.schemas import (
     AlertView,
     LimitDefaults,
-    LimitIn,
     LimitList,
     LimitView,
     PriceIn,
@@ -76,15 +75,18 @@ async def list_limits(session: AsyncSession, settings: Settings) -> LimitList:
     return LimitList(defaults=defaults(settings), items=items)
 
 
-async def put_limit(session: AsyncSession, scope: Scope, holder_id: str, body: LimitIn, *, now: datetime) -> None:
+async def put_limit(
+    session: AsyncSession, scope: Scope, holder_id: str, *, monthly_token_limit: int | None, policy: str | None,
+    now: datetime,
+) -> None:
     """Set a holder's override (both null: remove it); the next reservation applies it."""
     if scope == Scope.USER and not await _users(session, [int(holder_id)]):
         raise NotFound(f"no user {holder_id}")
     key = (_limit.c.scope == scope) & (_limit.c.holder_id == holder_id)
     await session.execute(delete(_limit).where(key))
-    if body.monthly_token_limit is not None or body.policy is not None:
+    if monthly_token_limit is not None or policy is not None:
         await session.execute(insert(_limit).values(scope=scope, holder_id=holder_id, updated_at=now,
-                                                    monthly_token_limit=body.monthly_token_limit, policy=body.policy))
+                                                    monthly_token_limit=monthly_token_limit, policy=policy))
 
 
 async def _users(session: AsyncSession, user_ids: list[int]) -> dict[int, Any]:

@@ -34,7 +34,16 @@ def month_start(day: date) -> date:
 
 
 def next_month(day: date) -> date:
-    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+    later = _later(day.replace(day=28), 4)
+    return later if later.month == day.month else later.replace(day=1)  # same month: the calendar's end
+
+
+def _later(day: date, days: int) -> date:
+    """`day` plus `days`, stopping at the calendar's last day (a period of year 9999 ends there)."""
+    try:
+        return day + timedelta(days=days)
+    except OverflowError:
+        return date.max
 
 
 def resets_at(now: datetime, tz: ZoneInfo) -> datetime:
@@ -45,15 +54,15 @@ def resets_at(now: datetime, tz: ZoneInfo) -> datetime:
 def span(period: Period, day: date) -> Span:
     """The day, ISO week (Monday first) or calendar month that contains `day`."""
     if period == Period.DAY:
-        return Span(day, day + timedelta(days=1))
+        return Span(day, _later(day, 1))
     if period == Period.WEEK:
         start = day - timedelta(days=day.weekday())
-        return Span(start, start + timedelta(days=7))
+        return Span(start, _later(start, 7))
     return Span(month_start(day), next_month(day))
 
 
 def month_span(month: str) -> Span:
     """`YYYY-MM` as a span of local days; raises ValueError for anything else."""
-    first = datetime.strptime(month, "%Y-%m").date()
+    first = date(int(month[:4]), int(month[5:7]), 1)
     return Span(first, next_month(first))
 

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-Money = Annotated[float, Field(ge=0, le=1_000_000)]
+Money = Annotated[float, Field(strict=True, ge=0, le=1_000_000)]  # a JSON number, never "1.5" or true
 
 
 class ModelUsage(BaseModel):
@@ -106,13 +106,6 @@ class PriceView(PriceIn):
 
 class PriceList(BaseModel):
     items: list[PriceView]
-
-
-class LimitIn(BaseModel):
-    """An override: null limit = back to the default; null policy = the default USAGE_LIMIT_POLICY."""
-
-    monthly_token_limit: Annotated[int, Field(strict=True, ge=0, le=10**15)] | None
-    policy: Literal["block", "warn"] | None = None
 
 
 class LimitView(BaseModel):
