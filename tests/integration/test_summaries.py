@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from app.config import Settings
 from app.db import Database
-from app.models import Conversation, EventLog, Role, UserSummary, utcnow
+from app.models import Conversation, EventLog, Role, UsageRecord, UserSummary, utcnow
 from app.services.excerpt import bounded
 from app.services.llm import LLMClient
 from app.services.summaries import Summarizer
@@ -88,6 +88,10 @@ async def test_ended_conversations_are_folded_into_the_rolling_summary(
     async with db.sessions() as session:
         events = (await session.execute(select(EventLog).where(EventLog.event_type == "summary_updated"))).scalars()
         assert [json.loads(e.detail or "")["conversation_id"] for e in events] == [first, second]
+        # Each summary's model call is a usage row of kind summary, with the provider's token counts.
+        usage = (await session.execute(select(UsageRecord.kind, UsageRecord.user_id, UsageRecord.input_tokens,
+                                              UsageRecord.output_tokens))).all()
+    assert [tuple(u) for u in usage] == [("summary", user, 120, 30)] * 2
 
 
 async def test_the_summary_is_bounded(llm_settings: Settings, db: Database) -> None:
