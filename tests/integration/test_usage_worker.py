@@ -3,7 +3,7 @@
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -13,13 +13,24 @@ from sqlalchemy import func, insert, select, update
 from app.config import Settings
 from app.db import Database
 from app.main import create_app
-from app.models import AIProcessingTask, Message, Role, TaskStatus, UsageCounter, UsageRecord, utcnow
+from app.models import (
+    AIProcessingTask,
+    EventLog,
+    Message,
+    Role,
+    TaskStatus,
+    UsageCounter,
+    UsageRecord,
+    UsageRolledDay,
+    utcnow,
+)
 from app.queue import claim, enqueue
 from app.services.pipeline import build_pipeline
-from app.services.usage import ModelCall, UsageService, local_day
+from app.services.usage import ModelCall, UsageService, local_day, month_key
+from app.services.usage.periods import month_span
 from tests.conftest import ADMIN_TOKEN
 from tests.pipeline_helpers import LLM_BASE_URL, LLM_URL, add_conversation, add_user, completion
-from tests.queue_helpers import CALLBACK_URL, KAKAO_SUCCESS, eventually, worker_settings
+from tests.queue_helpers import CALLBACK_URL, KAKAO_SUCCESS, FakePipeline, eventually, worker_settings
 from worker.runtime import Worker
 from worker.usage import TaskUsage
 
@@ -176,3 +187,24 @@ async def test_a_reservation_left_by_a_dead_worker_is_given_back(settings: Setti
         held = (await session.execute(select(func.sum(UsageCounter.reserved_tokens)))).scalar()
         marked = (await session.execute(select(AIProcessingTask.reserved_tokens))).scalar()
     assert (held, marked) == (0, 0)
+
+
+async def test_the_monthly_report_job_keeps_last_months_totals(settings: Settings, db: Database) -> None:
+    usage = UsageService(settings, db)
+    month = month_key(utcnow() - timedelta(days=2), usage.tz)  # the job runs on the 1st: the month just ended
+    first_day = month_span(month).start
+    noon = datetime.combine(first_day, datetime.min.time(), tzinfo=usage.tz).replace(hour=12).astimezone(UTC)
+    user_id = await add_user(db, "reported")
+    holders = usage.kakao_holders(bot_id="bot-1", user_id=user_id, is_friend=True)
+    reservation = await usage.reserve(holders, tokens=10, now=noon, bot_id="bot-1")
+    await usage.settle(reservation, [ModelCall("answer", "gpt-4o", 1000, 200)], now=noon, bot_id="bot-1",
+                       user_id=user_id)
+    async with httpx.AsyncClient() as http:
+        await Worker(settings, db, FakePipeline(), http=http).jobs.report_usage()
+    async with db.sessions() as session:
+        detail = (await session.execute(select(EventLog.detail).where(EventLog.event_type == "usage_report"))).scalar()
+        rolled = (await session.execute(select(func.count()).select_from(UsageRolledDay))).scalar()
+    report = json.loads(detail or "{}")
+    assert (report["month"], report["requests"], report["total_tokens"], report["lines"]) == (month, 1, 1200, 1)
+    assert report["cost_usd"] == pytest.approx((1000 * 2.5 + 200 * 10) / 1e6)
+    assert rolled >= 1  # the rollup ran first
