@@ -189,7 +189,7 @@ class TaskRunner:
         if not failed:
             return None
         if reservation is not None:
-            await self._usage.settle(task, reservation, [])  # nothing more will be spent on it: release
+            await self._usage.settle(task, reservation, [], answered=False)  # nothing more is spent on it: release
         metrics.TASKS_FINISHED.labels(TaskStatus.FAILED).inc()
         logger.warning("Task {} failed after attempt {}: {}", task.id, task.attempts, _describe(exc))
         return self._apology(task, FAILURE_APOLOGY) if callback_open else None

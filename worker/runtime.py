@@ -72,7 +72,7 @@ class Worker:
         )
         store = QueueStore(db)
         estimate = AnswerTimeEstimate(ceiling=settings.task_answer_timeout_seconds)
-        usage = TaskUsage(UsageService(settings, db, self._http), offline=pipeline.llm is None)
+        usage = TaskUsage(UsageService(settings, db, self._http))
         runner = TaskRunner(
             engine=db.engine,
             store=store,

@@ -10,10 +10,9 @@ from app.services.usage import ModelCall, Reservation, Settled, TokenEstimate, U
 class TaskUsage:
     """The worker's side of `UsageService`: the user's and the bot's budgets of a Kakao task."""
 
-    def __init__(self, service: UsageService, *, offline: bool) -> None:
+    def __init__(self, service: UsageService) -> None:
         self.service = service
         self.estimate = TokenEstimate()
-        self._offline = offline  # answers from the knowledge base alone use no tokens
 
     async def admit(self, task: ClaimedTask) -> Reservation:
         """Reserve a typical task's tokens (one statement), or find the reservation an earlier attempt holds."""
@@ -23,8 +22,10 @@ class TaskUsage:
         if held is not None:
             return held
         holders = self.service.kakao_holders(bot_id=task.bot_id, user_id=task.user_id, is_friend=task.user_is_friend)
-        tokens = 0 if self._offline else self.estimate.tokens
-        return await self.service.reserve(holders, tokens=tokens, now=utcnow(), bot_id=task.bot_id, task_id=task.id)
+        # Offline answers (no OPENAI_API_KEY) reserve the same: the task must carry its mark, and it is given back.
+        return await self.service.reserve(
+            holders, tokens=self.estimate.tokens, now=utcnow(), bot_id=task.bot_id, task_id=task.id
+        )
 
     def held(self, task: ClaimedTask) -> Reservation | None:
         """The reservation the task row carries from an earlier attempt, if any."""
@@ -40,7 +41,8 @@ class TaskUsage:
         for task in tasks:
             held = self.held(task)
             if held is not None:
-                await self.service.settle(held, [], now=utcnow(), bot_id=task.bot_id, user_id=task.user_id)
+                await self.service.settle(held, [], now=utcnow(), bot_id=task.bot_id, user_id=task.user_id,
+                                          answered=False)
         return len(tasks)
 
     def refusal(self, task: ClaimedTask, reservation: Reservation) -> str:
@@ -48,9 +50,11 @@ class TaskUsage:
         return self.service.refusal(reservation.refused, now=utcnow(), is_friend=task.user_is_friend)
 
     async def settle(
-        self, task: ClaimedTask, reservation: Reservation, calls: list[ModelCall], *, retrying: bool = False
+        self, task: ClaimedTask, reservation: Reservation, calls: list[ModelCall], *, retrying: bool = False,
+        answered: bool = True,
     ) -> Settled:
-        """Record the attempt's calls; the reservation is given back unless the task will be tried again.
+        """Record the attempt's calls; the reservation is given back unless the task will be tried again (a task
+        given up is `answered=False`: it does not count towards the month's answers).
 
         Never raises: the answer (or the retry) matters more than its accounting, which is logged when lost.
         """
@@ -61,7 +65,7 @@ class TaskUsage:
         try:
             return await self.service.settle(
                 reservation, calls, now=utcnow(), bot_id=task.bot_id, user_id=task.user_id,
-                message_id=task.message_id, keep_reservation=retrying,
+                message_id=task.message_id, keep_reservation=retrying, answered=answered,
             )
         except Exception as exc:  # noqa: BLE001 - see the docstring
             logger.error("Task {}: usage of {} call(s) not recorded: {}: {}", task.id, len(calls),

@@ -250,3 +250,18 @@ async def test_refusals_are_counted(settings: Settings, db: Database) -> None:
     first = await usage.reserve(holders, tokens=100, now=NOW, bot_id="bot-m")
     assert first.admitted and not (await usage.reserve(holders, tokens=100, now=NOW, bot_id="bot-m")).admitted
     assert REGISTRY.get_sample_value("skill_usage_budget_refusals_total", labels) == before + 1
+
+
+async def test_work_given_up_is_not_an_answer_of_the_month(settings: Settings, db: Database) -> None:
+    usage = service(settings, db, user_monthly_message_limit=1)
+    user_id = await add_user(db, "unlucky")
+    holders = usage.kakao_holders(bot_id="bot-1", user_id=user_id, is_friend=True)
+    failed = await usage.reserve(holders, tokens=100, now=NOW, bot_id="bot-1")
+    await usage.settle(failed, [answer(10, 0)], now=NOW, bot_id="bot-1", user_id=user_id, answered=False)
+    assert (await counter(db, Scope.USER, str(user_id))).messages == 0
+    answered = await usage.reserve(holders, tokens=100, now=NOW, bot_id="bot-1")
+    assert answered.admitted
+    await usage.settle(answered, [answer(10, 0)], now=NOW, bot_id="bot-1", user_id=user_id)
+    assert not (await usage.reserve(holders, tokens=100, now=NOW, bot_id="bot-1")).admitted
+    row = await counter(db, Scope.USER, str(user_id))
+    assert (row.messages, row.used_tokens, row.reserved_tokens) == (1, 20, 0)  # the failed call's tokens count

@@ -173,7 +173,7 @@ async def test_the_answer_that_crosses_80_percent_ends_with_a_notice(
 async def test_a_reservation_left_by_a_dead_worker_is_given_back(settings: Settings, db: Database) -> None:
     user_id = await add_user(db, "stranded")
     (task_id,) = await enqueue_messages(db, user_id, 1)
-    usage = TaskUsage(UsageService(settings, db), offline=False)
+    usage = TaskUsage(UsageService(settings, db))
     async with db.sessions() as session:
         task = (await claim(session, worker_id="w", limit=1, now=utcnow(), lease_seconds=5))[0]
         await session.commit()

@@ -158,6 +158,7 @@ WHERE true
 ON CONFLICT (scope, holder_id, period) DO UPDATE
 SET used_tokens = c.used_tokens + excluded.used_tokens,
     reserved_tokens = CASE WHEN c.reserved_tokens > :released THEN c.reserved_tokens - :released ELSE 0 END,
+    messages = CASE WHEN c.messages > :unanswered THEN c.messages - :unanswered ELSE 0 END,
     updated_at = excluded.updated_at
 RETURNING {columns}
 """
@@ -222,10 +223,12 @@ async def settle(
     api_key_id: str | None = None,
     message_id: int | None = None,
     keep_reservation: bool = False,
+    answered: bool = True,
 ) -> Settlement:
     """Record `calls` and move the reservation to the real usage on every holder (no calls: a plain release).
 
     `keep_reservation`: the work goes on (a retry), so the reservation stays held; only the calls are counted.
+    `answered=False`: the work ended without an answer, so it does not count towards the month's answers.
     """
     records = await record_calls(
         conn, calls, now=now, day=day, bot_id=bot_id, user_id=user_id, api_key_id=api_key_id,
@@ -234,13 +237,15 @@ async def settle(
     if not reservation.holders:
         return Settlement(records, [])
     released = 0 if keep_reservation else reservation.tokens
+    given_back = not keep_reservation
     if reservation.task_id is not None and released:
         marked = await run(conn, _RELEASE_TASK, {"task_id": reservation.task_id, "tokens": released})
         if marked.first() is None:
-            released = 0  # already given back by another settle of this task
+            released, given_back = 0, False  # already given back by another settle of this task
     params: dict[str, Any] = {
         "period": reservation.period, "bot_id": bot_id, "policy": policy, "now": now,
         "used": sum(c.total_tokens for c in calls), "released": released,
+        "unanswered": int(given_back and not answered),
     }
     sql = f"WITH {_holders_cte(reservation.holders, params)}\n{_SETTLE.format(columns=_STATE_COLUMNS)}"
     return Settlement(records, _states(await run(conn, sql, params)))

@@ -81,6 +81,8 @@ counted AS (
     SET used_tokens = c.used_tokens + excluded.used_tokens,
         reserved_tokens = GREATEST(c.reserved_tokens - CASE WHEN $12::uuid IS NULL THEN $14
                                                             ELSE (SELECT count(*) FROM released) * $14 END, 0),
+        messages = GREATEST(c.messages - CASE WHEN $12::uuid IS NULL THEN $22
+                                              ELSE (SELECT count(*) FROM released) * $22 END, 0),
         updated_at = excluded.updated_at
     RETURNING {_STATE}
 )
@@ -105,14 +107,17 @@ async def reserve(
 async def settle(
     pool: asyncpg.Pool, reservation: Reservation, calls: list[ModelCall], *, now: datetime, day: date, policy: str,
     bot_id: str, user_id: int | None, api_key_id: str | None, message_id: int | None, released: int,
+    unanswered: int,
 ) -> tuple[list[Recorded], list[HolderState]]:
-    """Record the calls, release `released` tokens (if the task still holds them) and count the usage."""
+    """Record the calls, release `released` tokens and `unanswered` answers (if the task still holds them) and count
+    the usage."""
     row = await pool.fetchrow(
         SETTLE_SQL,
         [c.kind for c in calls], [c.model for c in calls], [c.input_tokens for c in calls],
         [c.output_tokens for c in calls], [c.latency_ms for c in calls], [c.cache_hit for c in calls],
         now, day, bot_id, user_id, api_key_id, reservation.task_id, message_id, released,
         *_holder_arrays(reservation.holders), reservation.period, policy, sum(c.total_tokens for c in calls),
+        unanswered,
     )
     states = [HolderState(**s) for s in json.loads(row["states"] or "[]")]
     records = [Recorded(**r) for r in json.loads(row["records"] or "[]")]

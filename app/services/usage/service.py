@@ -132,9 +132,10 @@ class UsageService:
         api_key_id: str | None = None,
         message_id: int | None = None,
         keep_reservation: bool = False,
+        answered: bool = True,
     ) -> Settled:
         """Record the calls and turn the reservation into the real usage; no calls releases it (see `budgets.settle`
-        for `keep_reservation`)."""
+        for `keep_reservation` and `answered`)."""
         day = periods.local_day(now, self.tz)
         policy = self.settings.usage_limit_policy
         if self.db.is_postgres:
@@ -142,6 +143,7 @@ class UsageService:
                 await self.db.raw_pool(), reservation, calls, now=now, day=day, policy=policy, bot_id=bot_id,
                 user_id=user_id, api_key_id=api_key_id, message_id=message_id,
                 released=0 if keep_reservation else reservation.tokens,
+                unanswered=int(not keep_reservation and not answered),
             )
             records.count(recorded, bot_id)
         else:
@@ -149,6 +151,7 @@ class UsageService:
                 settlement = await budgets.settle(
                     conn, reservation, calls, now=now, day=day, policy=policy, bot_id=bot_id, user_id=user_id,
                     api_key_id=api_key_id, message_id=message_id, keep_reservation=keep_reservation,
+                    answered=answered,
                 )
             states = settlement.states
         thresholds = self.settings.usage_alert_thresholds
