@@ -88,8 +88,11 @@ async def per_task(url: str, tasks: int) -> None:
         baseline.append((time.perf_counter() - began) * 1000)
     print(f"  a bare round trip (SELECT 1) for scale: p50 {percentile(baseline, 0.5):.3f} ms"
           f"  p95 {percentile(baseline, 0.95):.3f} ms")
+    cpu = time.process_time()
     sequential = [await one(t, u) for t, u in ids[50:tasks]]
+    cpu = (time.process_time() - cpu) * 1000 / len(sequential)
     report("one task at a time", sequential)
+    print(f"    this process's CPU for both: {cpu:.3f} ms per task (the worker's own cost; the rest is the database)")
     rest = ids[tasks:]
     for label, users in (("25 in flight, 25 users of one bot (its row contended)", range(25)),
                          ("25 in flight, one user (both rows contended)", [0] * 25)):
