@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     summary_max_chars: int = Field(1000, ge=100, le=10_000)
     summary_interval_seconds: float = Field(60.0, gt=0)
 
+    # Response cache (0 seconds turns it off)
+    response_cache_ttl_seconds: int = Field(3600, ge=0)
+    response_cache_max_entries: int = Field(1000, ge=0)
+
     # Server
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

@@ -12,7 +12,7 @@ from loguru import logger
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
-from app.api import admin_tasks, dev, health, knowledge, metrics, prompts, skill, usage, user
+from app.api import admin_cache, admin_tasks, dev, health, knowledge, metrics, prompts, skill, usage, user
 from app.api.errors import VALIDATION_CODE, app_error, http_error, invalid_value, validation_error
 from app.config import Settings, get_settings
 from app.db import Database
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(skill.router)
     app.include_router(prompts.router)
     app.include_router(admin_tasks.router)
+    app.include_router(admin_cache.router)
     app.include_router(user.router)
     app.include_router(metrics.router)
     app.include_router(knowledge.router)

@@ -1,4 +1,5 @@
-"""Prometheus metrics of the queue, the worker and the callback delivery (one registry per process)."""
+"""Prometheus metrics of the queue, the worker, the callback delivery and the response cache (one registry per
+process)."""
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -32,3 +33,5 @@ USAGE_UNPRICED = Counter("skill_usage_unpriced_calls_total", "Model calls record
 BUDGET_REFUSALS = Counter(
     "skill_usage_budget_refusals_total", "Messages refused because a monthly budget was spent.", ["scope", "bot_id"]
 )
+CACHE_HITS = Counter("response_cache_hits", "Answers served from the response cache, without a model call.")
+CACHE_MISSES = Counter("response_cache_misses", "Response cache lookups that found nothing and asked the model.")

@@ -132,6 +132,9 @@ class PromptLog(SQLModel, table=True):
     latency_ms: int | None = None
     finish_reason: str | None = Field(default=None, max_length=32)
     sources: str | None = Field(default=None, sa_type=sa.Text)
+    # The response cache key (sha256 hex) of an LLM answer; `cache_hit` when it was served from the cache.
+    cache_key: str | None = Field(default=None, max_length=64)
+    cache_hit: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created_at: datetime = ts()
 
 
@@ -413,3 +416,18 @@ class UsageAlert(SQLModel, table=True):
     used: int = Field(sa_type=sa.BigInteger)
     limit_tokens: int = Field(sa_type=sa.BigInteger)
     created_at: datetime = ts(index=True)
+
+
+class ResponseCache(SQLModel, table=True):
+    """A model answer reusable until `expires_at` by any request whose key (what the model saw) is the same."""
+
+    __tablename__ = "responsecache"
+
+    key: str = Field(primary_key=True, max_length=64)
+    # Kept beside the key (which covers it) so a lookup checks it and a purge can target one bot.
+    bot_id: str = Field(max_length=100, index=True)
+    model: str = Field(max_length=100)
+    text: str = Field(sa_type=sa.Text)
+    finish_reason: str | None = Field(default=None, max_length=32)
+    created_at: datetime = ts()
+    expires_at: datetime = ts(index=True)

@@ -4,7 +4,7 @@ A bare ASGI app, so the fakes cost the benchmarked worker as little CPU as possi
 
     uvicorn bench.fakes:app --port 9100
     LLM:      OPENAI_BASE_URL=http://127.0.0.1:9100/llm/<delay seconds>/v1
-    Callback: http://127.0.0.1:9100/v1/bots/<bot>/callback/<token>   (GET /stats counts them)
+    Callback: http://127.0.0.1:9100/v1/bots/<bot>/callback/<token>   (GET /stats counts them and the LLM calls)
 """
 
 import asyncio
@@ -24,7 +24,7 @@ _COMPLETION = {
     "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "벤치마크 답변입니다."}}],
     "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20},
 }
-received = {"callbacks": 0}
+received = {"callbacks": 0, "llm": 0}
 
 
 async def _reply(send: Send, body: dict[str, Any], status: int = 200) -> None:
@@ -45,6 +45,7 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     path: str = scope["path"]
     await _drain(receive)
     if path.startswith("/llm/") and path.endswith("/chat/completions"):
+        received["llm"] += 1
         await asyncio.sleep(float(path.split("/")[2]))
         await _reply(send, _COMPLETION)
     elif "/callback/" in path:

@@ -30,7 +30,7 @@ async def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     db_logs = DatabaseLogSink(db.sessions, secrets=settings.secrets()).start()
-    pipeline = build_pipeline(settings, db)
+    pipeline = build_pipeline(settings, db, api_process=False)
     worker = Worker(settings, db, pipeline)
     try:
         async with worker:

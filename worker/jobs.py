@@ -1,5 +1,5 @@
-"""Periodic jobs of a worker process (APScheduler): leases, reaper, pruning, heartbeat row, summaries, usage rollup
-and the monthly usage report."""
+"""Periodic jobs of a worker process (APScheduler): leases, reaper, pruning (tasks, expired cached answers),
+heartbeat row, summaries, usage rollup and the monthly usage report."""
 
 import os
 import socket
@@ -14,12 +14,13 @@ from app import queue
 from app.config import Settings
 from app.db import Database
 from app.models import utcnow
-from app.services.llm import LLMClient
+from app.pg_listener import PgListener
 from app.services import events
+from app.services.llm import LLMClient
+from app.services.response_cache import store as response_cache_store
 from app.services.summaries import Summarizer
 from app.services.usage import admin as usage_admin
 from app.services.usage import periods, rollup
-from worker.listener import PgListener
 from worker.pool import WorkerPool
 from worker.usage import TaskUsage
 
@@ -124,8 +125,11 @@ class WorkerJobs:
         async with self._engine.begin() as session:
             tasks = await queue.prune(session, before=now - timedelta(days=self._settings.task_retention_days))
             await queue.prune_workers(session, before=now - FORGET_WORKERS_AFTER)
+            answers = await response_cache_store.prune(session, now=now)
         if tasks:
             logger.info("Pruned {} finished task(s) older than {} days", tasks, self._settings.task_retention_days)
+        if answers:
+            logger.info("Pruned {} expired cached answer(s)", answers)
 
     async def summarize(self) -> None:
         """Fold ended conversations into their users' rolling summaries."""

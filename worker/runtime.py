@@ -12,13 +12,13 @@ from loguru import logger
 
 from app.config import Settings
 from app.db import Database, pg_dsn
+from app.pg_listener import PgListener
 from app.queue import NOTIFY_CHANNEL, Wakeup
 from app.services.pipeline import AnswerPipeline
 from app.services.usage import UsageService
 from worker.delivery import CALLBACK_CONNECTIONS, CALLBACK_KEEPALIVE_SECONDS, Delivery
 from worker.estimate import AnswerTimeEstimate
 from worker.jobs import WorkerJobs
-from worker.listener import PgListener
 from worker.pool import WorkerPool
 from worker.retry import RetryPolicy
 from worker.runner import TaskRunner

@@ -73,7 +73,8 @@ class QueueStore:
         message_id = await pool.fetchval(
             COMPLETE_SQL, task.id, worker_id, answer.text, now, answer.input_tokens, answer.output_tokens,
             answer.template_name, answer.template_version, answer.rendered_prompt, answer.model,
-            answer.latency_ms, answer.finish_reason, answer.sources, send_lease_until,
+            answer.latency_ms, answer.finish_reason, answer.sources, send_lease_until, answer.cache_key,
+            answer.cache_hit,
         )
         if message_id is None:
             raise LeaseLost(str(task.id))

@@ -15,6 +15,7 @@ from app.db import Database
 from app.errors import ServiceUnavailable, Unauthorized
 from app.services.knowledge import KnowledgeBase
 from app.services.pipeline import AnswerPipeline, build_pipeline
+from app.services.response_cache import ResponseCache
 from app.services.skill import SkillService
 
 
@@ -107,9 +108,16 @@ async def get_pipeline(request: Request) -> AnswerPipeline:
     return pipeline
 
 
+async def get_response_cache(request: Request) -> ResponseCache | None:
+    """The response cache of this process's pipeline (the embedded worker's), if one was built."""
+    pipeline = getattr(request.app.state, "pipeline", None)
+    return pipeline.cache if pipeline is not None else None
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 SkillServiceDep = Annotated[SkillService, Depends(get_skill_service)]
 KnowledgeDep = Annotated[KnowledgeBase, Depends(get_knowledge)]
 PipelineDep = Annotated[AnswerPipeline, Depends(get_pipeline)]
+ResponseCacheDep = Annotated[ResponseCache | None, Depends(get_response_cache)]

@@ -58,6 +58,8 @@ class StoredAnswer(BaseModel):
     template_version: int | None = None
     finish_reason: str | None = None
     sources: str | None = None
+    cache_key: str | None = None  # the response cache key of an LLM answer
+    cache_hit: bool = False  # served from the response cache: no model call, 0 tokens
 
 
 class QueueStats(BaseModel):

@@ -57,9 +57,9 @@ msg AS (
 log AS (
     INSERT INTO promptlog (
         msg_id, task_id, template_name, template_version, rendered_prompt, model,
-        input_tokens, output_tokens, latency_ms, finish_reason, sources, created_at
+        input_tokens, output_tokens, latency_ms, finish_reason, sources, cache_key, cache_hit, created_at
     )
-    SELECT msg.id, $1, $7, $8, $9, $10, $5, $6, $11, $12, $13, $4 FROM msg
+    SELECT msg.id, $1, $7, $8, $9, $10, $5, $6, $11, $12, $13, $15, $16, $4 FROM msg
     WHERE $9::text IS NOT NULL
 )
 UPDATE aiprocessingtask t

@@ -218,6 +218,8 @@ async def complete(
                 latency_ms=answer.latency_ms,
                 finish_reason=answer.finish_reason,
                 sources=answer.sources,
+                cache_key=answer.cache_key,
+                cache_hit=answer.cache_hit,
                 created_at=now,
             )
         )

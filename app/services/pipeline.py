@@ -10,7 +10,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -27,8 +27,9 @@ from app.services.knowledge import KnowledgeBase, Passage, format_context, sourc
 from app.services.knowledge.documents import has_documents
 from app.services.knowledge.offline import compose
 from app.services.knowledge.schemas import OfflineAnswer
-from app.services.llm import ChatMessage, LLMClient
+from app.services.llm import ChatMessage, LLMClient, LLMResult
 from app.services.names import extract_name, mentions_name
+from app.services.response_cache import CacheKey, ModelParameters, ResponseCache, cache_key, normalise_utterance
 from app.services.users import ANONYMOUS, set_name
 
 T = TypeVar("T")
@@ -61,6 +62,7 @@ class AnswerPipeline(Protocol):
     """Builds answers; raises `RetryableError` or `PermanentError` on failure."""
 
     llm: LLMClient | None
+    cache: ResponseCache | None
 
     async def answer(self, task: ClaimedTask, *, timeout: float) -> Answer: ...
 
@@ -145,6 +147,7 @@ class BasePipeline(ABC):
     """A task's answer is its question's answer: the turn is loaded, then `answer_question` builds it."""
 
     llm: LLMClient | None = None
+    cache: ResponseCache | None = None
     uses_template = False
 
     def __init__(self, context: Context) -> None:
@@ -164,25 +167,43 @@ class BasePipeline(ABC):
 
 
 class LLMPipeline(BasePipeline):
-    """System prompt (template + name + summary + passages), the conversation so far, the utterance."""
+    """System prompt (template + name + summary + passages), the conversation so far, the utterance.
+
+    With a response cache, a request whose key (everything the model would see) was answered before is served
+    from it without a model call.
+    """
 
     uses_template = True
 
-    def __init__(self, context: Context, llm: LLMClient) -> None:
+    def __init__(self, context: Context, llm: LLMClient, cache: ResponseCache | None = None) -> None:
         super().__init__(context)
         self.llm = llm
+        self.cache = cache
+        self.parameters = ModelParameters(
+            model=llm.model, temperature=llm.temperature, max_tokens=llm.max_tokens,
+            base_url=context.settings.openai_base_url,
+        )
 
     async def answer_question(self, question: Question, *, timeout: float) -> Answer:
         started = time.monotonic()
+        # One spelling of the question for retrieval, the prompt and the cache key alike.
+        turn = replace(question.turn, utterance=normalise_utterance(question.turn.utterance))
+        question = replace(question, turn=turn)
         async with asyncio.timeout(timeout):
             passages = await self.context.passages(question)
             template = question.template or await self._template(question)
             messages = self.messages(question.turn, template.system_prompt, passages)
-            try:
-                result = await self.llm.complete(messages, timeout=timeout - (time.monotonic() - started))
-            except PermanentError as exc:
-                await self._record_failure(question, exc)
-                raise
+            key = cache_key(question.bot_id, self.parameters, messages) if self.cache is not None else None
+            result = await self._cached(key, started)
+            cache_hit = result is not None
+            if result is None:
+                try:
+                    result = await self.llm.complete(messages, timeout=timeout - (time.monotonic() - started))
+                except PermanentError as exc:
+                    await self._record_failure(question, exc)
+                    raise
+                if self.cache is not None and key is not None:
+                    await self.cache.put(key, result)
         return Answer(
             text=result.text,
             input_tokens=result.input_tokens,
@@ -194,6 +215,8 @@ class LLMPipeline(BasePipeline):
             template_version=template.version,
             rendered_prompt=json.dumps([m.model_dump() for m in messages], ensure_ascii=False),
             sources=sources_json(passages),
+            cache_key=key.digest if key else None,
+            cache_hit=cache_hit,
             passages=passages,
             found=any(p.confident for p in passages),
         )
@@ -201,6 +224,18 @@ class LLMPipeline(BasePipeline):
     async def _template(self, question: Question) -> PromptTemplate:
         async with self.context.sessions() as session:
             return await prompts.resolve_template(session, bot_id=question.bot_id, block_name=question.block_name)
+
+    async def _cached(self, key: CacheKey | None, started: float) -> LLMResult | None:
+        """The cached answer of the key as a model result costing 0 tokens, or None."""
+        if self.cache is None or key is None:
+            return None
+        hit = await self.cache.get(key)
+        if hit is None:
+            return None
+        return LLMResult(
+            text=hit.text, input_tokens=0, output_tokens=0, model=hit.model,
+            latency_ms=round((time.monotonic() - started) * 1000), finish_reason=hit.finish_reason,
+        )
 
     def messages(self, turn: memory.Turn, system_prompt: str, passages: list[Passage]) -> list[ChatMessage]:
         settings = self.context.settings
@@ -238,6 +273,8 @@ class LLMPipeline(BasePipeline):
 
     async def aclose(self) -> None:
         await self.llm.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
         await super().aclose()
 
 
@@ -259,15 +296,16 @@ class OfflinePipeline(BasePipeline):
 
 
 def build_pipeline(
-    settings: Settings, db: Database, *, knowledge: KnowledgeBase | None = None
+    settings: Settings, db: Database, *, knowledge: KnowledgeBase | None = None, api_process: bool = True
 ) -> LLMPipeline | OfflinePipeline:
-    """The pipeline a worker process runs; logs which answer mode is on."""
+    """The pipeline a process runs (`api_process=False` for a standalone worker); logs which answer mode is on."""
     context = Context(settings, db.sessions, knowledge or KnowledgeBase(settings))
     if not settings.openai_api_key:
         logger.info("Answer mode: offline, from the knowledge base alone (OPENAI_API_KEY is not set)")
         return OfflinePipeline(context)
     logger.info("Answer mode: OpenAI model {} at {}", settings.openai_model, api_host(settings.openai_base_url))
-    return LLMPipeline(context, LLMClient(settings))
+    cache = ResponseCache.from_settings(settings, db, api_process=api_process)
+    return LLMPipeline(context, LLMClient(settings), cache)
 
 
 def api_host(base_url: str | None) -> str:

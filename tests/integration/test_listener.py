@@ -8,9 +8,9 @@ import pytest
 from app.config import Settings
 from app.db import Database, pg_dsn
 from app.models import TaskStatus
+from app.pg_listener import APPLICATION_NAME, PgListener
 from app.queue import NOTIFY_CHANNEL
 from tests.queue_helpers import FakePipeline, add_task, eventually, load, make_message
-from worker.listener import APPLICATION_NAME, PgListener
 from worker.runtime import Worker
 
 

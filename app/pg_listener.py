@@ -16,9 +16,16 @@ class PgListener:
     """Calls `on_notify` for every NOTIFY on `channel`, and once after each (re)connect to catch up."""
 
     def __init__(
-        self, dsn: str, channel: str, on_notify: Callable[[], None], *, check_seconds: float = 5.0
+        self,
+        dsn: str,
+        channel: str,
+        on_notify: Callable[[], None],
+        *,
+        check_seconds: float = 5.0,
+        application_name: str = APPLICATION_NAME,
     ) -> None:
         self._dsn = dsn
+        self._application_name = application_name
         self._channel = channel
         self._on_notify = on_notify
         self._check_seconds = check_seconds
@@ -27,7 +34,7 @@ class PgListener:
         self.connects = 0  # successful (re)connects so far
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="pg-listener")
+        self._task = asyncio.create_task(self._run(), name=f"pg-listener-{self._channel}")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -40,7 +47,7 @@ class PgListener:
         while True:
             try:
                 conn = await asyncpg.connect(
-                    self._dsn, timeout=5, server_settings={"application_name": APPLICATION_NAME}
+                    self._dsn, timeout=5, server_settings={"application_name": self._application_name}
                 )
             except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
                 logger.warning("LISTEN connection failed ({}), retrying in {:.1f}s", type(exc).__name__, delay)
@@ -65,8 +72,8 @@ class PgListener:
             return
         self.connected = True
         self.connects += 1
-        logger.info("Listening for new tasks on channel {}", self._channel)
-        self._on_notify()  # tasks enqueued while we were away
+        logger.info("Listening on channel {}", self._channel)
+        self._on_notify()  # catch up with what was notified while we were away
         while not lost.is_set():
             try:
                 await asyncio.wait_for(lost.wait(), self._check_seconds)
