@@ -21,7 +21,7 @@ from app.config import Settings
 from app.db import Database
 from app.models import PromptTemplate, utcnow
 from app.queue import ClaimedTask, StoredAnswer
-from app.services import events, memory, prompts
+from app.services import events, memory, prompts, usage
 from app.services.errors import AnswerError, PermanentError
 from app.services.knowledge import KnowledgeBase, Passage, format_context, sources_json
 from app.services.knowledge.documents import has_documents
@@ -226,15 +226,20 @@ class LLMPipeline(BasePipeline):
             return await prompts.resolve_template(session, bot_id=question.bot_id, block_name=question.block_name)
 
     async def _cached(self, key: CacheKey | None, started: float) -> LLMResult | None:
-        """The cached answer of the key as a model result costing 0 tokens, or None."""
+        """The cached answer of the key as a model result costing 0 tokens, or None.
+
+        A hit is noted to the usage collector like a model call, of 0 tokens and marked `cache_hit`.
+        """
         if self.cache is None or key is None:
             return None
         hit = await self.cache.get(key)
         if hit is None:
             return None
+        latency_ms = round((time.monotonic() - started) * 1000)
+        usage.note(usage.ModelCall(usage.Kind.ANSWER, hit.model, 0, 0, latency_ms, cache_hit=True))
         return LLMResult(
-            text=hit.text, input_tokens=0, output_tokens=0, model=hit.model,
-            latency_ms=round((time.monotonic() - started) * 1000), finish_reason=hit.finish_reason,
+            text=hit.text, input_tokens=0, output_tokens=0, model=hit.model, latency_ms=latency_ms,
+            finish_reason=hit.finish_reason,
         )
 
     def messages(self, turn: memory.Turn, system_prompt: str, passages: list[Passage]) -> list[ChatMessage]:

@@ -19,9 +19,9 @@ from app.config import Settings
 from app.db import Database
 from app.kakao import SkillResponse
 from app.main import create_app
-from app.models import AppUser, PromptLog, ResponseCache, Role, utcnow
+from app.models import AppUser, PromptLog, ResponseCache, Role, UsageRecord, utcnow
 from app.queue import Wakeup
-from app.services import prompts
+from app.services import prompts, usage
 from app.services.knowledge import KnowledgeBase
 from app.services.llm import ChatMessage, LLMClient, LLMResult
 from app.services.pipeline import Answer, Context, LLMPipeline, OfflinePipeline, build_pipeline
@@ -130,6 +130,18 @@ async def test_second_user_same_first_question_costs_no_model_call(
     assert (second.model, second.finish_reason) == (first.model, "stop")
     assert counter("response_cache_hits_total") == hits + 1
     assert counter("response_cache_misses_total") == misses + 1
+
+
+async def test_a_hit_is_a_usage_call_of_0_tokens_marked_cache_hit(
+    db: Database, pipeline: LLMPipeline, llm: respx.Route
+) -> None:
+    with usage.collect() as calls:
+        await ask(db, pipeline, "u-1")
+        await ask(db, pipeline, "u-2")
+    assert [(c.kind, c.input_tokens, c.output_tokens, c.cache_hit) for c in calls] == [
+        ("answer", 120, 30, False), ("answer", 0, 0, True)
+    ]
+    assert calls[1].model == calls[0].model == "gpt-4o-2024-08-06"
 
 
 async def test_whitespace_only_variation_hits_and_the_model_sees_the_normalised_question(
@@ -397,7 +409,7 @@ async def test_prune_job_deletes_only_expired_answers(settings: Settings, db: Da
         for key, expires in (("a" * 64, now - timedelta(seconds=1)), ("b" * 64, now + timedelta(hours=1))):
             await store.save(conn, digest=key, answer=CachedAnswer(BOT, "m", "t", "stop", expires), now=now)
     jobs = WorkerJobs(settings=settings, db=db, pool=None, wakeup=Wakeup(), worker_id="w",  # type: ignore[arg-type]
-                      listener=None, llm=None)
+                      listener=None, llm=None, usage=None)  # type: ignore[arg-type] # prune uses neither
     await jobs.prune()
     async with db.engine.connect() as conn:
         assert list(await conn.scalars(select(ResponseCache.__table__.c.key))) == ["b" * 64]
@@ -438,6 +450,9 @@ async def test_a_hit_is_delivered_through_the_kakao_callback(database_url: str, 
         await pipeline.aclose()
         async with app.state.db.sessions() as session:
             logs = (await session.execute(select(PromptLog).order_by(PromptLog.msg_id))).scalars().all()
+            records = (await session.execute(select(UsageRecord).order_by(UsageRecord.id))).scalars().all()
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", headers=ADMIN) as c:
+            stats = (await c.get("/admin/usage/statistics", params={"period": "day"})).json()
         await app.state.db.dispose()
 
     assert len(fakes.llm_requests) == 1
@@ -445,6 +460,9 @@ async def test_a_hit_is_delivered_through_the_kakao_callback(database_url: str, 
     texts = [reply.outputs[0].simple_text.text for reply in replies]  # type: ignore[union-attr]
     assert texts == [answer_for(request["userRequest"]["utterance"])] * 2
     assert [(log.cache_hit, log.output_tokens) for log in logs] == [(False, 20), (True, 0)]
+    # Usage: one row per answer, the hit a call of 0 tokens counted in the statistics' cache_hits.
+    assert [(r.kind, r.cache_hit, r.total_tokens) for r in records] == [("answer", False, 70), ("answer", True, 0)]
+    assert (stats["requests"], stats["cache_hits"], stats["total_tokens"]) == (2, 1, 70)
 
 
 async def test_a_standalone_worker_on_sqlite_keeps_no_memory(llm_settings: Settings, db: Database) -> None:
