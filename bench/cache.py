@@ -54,6 +54,12 @@ FROM m
 """
 
 
+PRICE_SQL = """
+INSERT INTO usageprice (model, input_usd_per_million, output_usd_per_million, updated_at)
+VALUES ('bench-fake', 2.5, 10, now()) ON CONFLICT DO NOTHING
+"""
+
+
 async def fill(db: Database, n: int, *, distinct: bool, callback_base: str, first: int = 0) -> None:
     """`n` first questions of `n` users (numbered from `first`): all the same, or each different."""
     pool = await db.raw_pool()
@@ -78,6 +84,8 @@ async def run(url: str, fake_port: int, n: int, mode: str) -> dict[str, float]:
     db = Database(settings)
     callbacks = f"http://127.0.0.1:{fake_port}/v1/bots/bench/callback"
     pipeline = build_pipeline(settings, db)
+    # Priced like a real model, so every mode records its usage the same way (no unpriced warning per call).
+    await (await db.raw_pool()).execute(PRICE_SQL)
     await fill(db, 1, distinct=mode == "misses", callback_base=callbacks, first=n)
     await drain(settings, db, pipeline)
     await fill(db, n, distinct=mode == "misses", callback_base=callbacks)
