@@ -64,6 +64,8 @@ def bench_settings(url: str, fake_port: int, llm_delay: float = 0.0, **overrides
         "kakao_callback_allowed_hosts": ["127.0.0.1"],
         "kakao_callback_allow_http": True,
         "db_pool_timeout": 60,
+        # Every bench task asks the same question: with the response cache on, all but one would be cache hits.
+        "response_cache_ttl_seconds": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

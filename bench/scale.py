@@ -41,6 +41,7 @@ def worker_env(url: str, fake_port: int, concurrency: int) -> dict[str, str]:
         "KAKAO_CALLBACK_ALLOW_HTTP": "true",
         "WORKER_CONCURRENCY": str(concurrency),
         "DB_POOL_TIMEOUT": "60",
+        "RESPONSE_CACHE_TTL_SECONDS": "0",  # every task asks the same question; a model call each is measured
     }
 
 
