@@ -102,6 +102,14 @@ class Settings(BaseSettings):
     usage_timezone: str = "Asia/Seoul"
     usage_alert_webhook_url: str | None = None
     usage_notice_enabled: bool = True
+    # Chat API (OpenAI-compatible /v1) and speech
+    chat_rate_limit_per_minute: int = Field(120, ge=0)
+    chat_max_temperature: float = Field(1.0, ge=0, le=2)
+    chat_timeout_seconds: float = Field(120.0, gt=0)
+    chat_keepalive_seconds: float = Field(15.0, gt=0)
+    openai_stt_model: str = Field("whisper-1", min_length=1)
+    openai_tts_model: str = Field("tts-1", min_length=1)
+    audio_max_upload_bytes: int = Field(25_000_000, ge=1024)
 
     @field_validator("kakao_callback_allowed_hosts", mode="before")
     @classmethod

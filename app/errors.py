@@ -10,18 +10,26 @@ clients and logs read them); what a Kakao user reads is Korean and lives in app/
     │   ├── TemplateError         422 invalid_template      (app/services/prompts.py)
     │   └── InvalidDocument       422 invalid_document      (knowledge)
     ├── Unauthorized              401 unauthorized
+    │   └── InvalidApiKey         401 invalid_api_key       (app/services/chat/errors.py, as all chat API errors)
     ├── NotFound                  404 not_found
+    │   └── ModelNotFound         404 model_not_found
     ├── Conflict                  409 conflict
     │   └── DocumentConflict      409 document_conflict     (knowledge)
     ├── PayloadTooLarge           413 payload_too_large
     │   └── DocumentTooLarge      413 document_too_large    (knowledge)
     ├── UnsupportedMediaType      415 unsupported_media_type
     │   └── UnsupportedType       415 unsupported_type      (knowledge)
+    ├── InvalidRequest            400 invalid_request       (chat API: a request it does not serve)
+    ├── RateLimited               429 rate_limit_exceeded   (chat API, with Retry-After)
+    ├── BudgetExceeded            429 insufficient_quota    (chat API: the key's monthly tokens are spent)
     ├── ServiceUnavailable        503 service_unavailable   (code admin_disabled without ADMIN_TOKEN)
     └── UpstreamError             502 upstream_error        (a server we depend on: LLM, embeddings)
         └── AnswerError           502 answer_failed         (app/services/errors.py; the worker's retry policy)
             ├── RetryableError    503 upstream_unavailable  (Retry-After when the upstream gave one)
             └── PermanentError    502 upstream_failed
+
+The chat API's routes (/v1, /api/chat, /api/models) answer these same errors in OpenAI's shape
+`{"error": {"message", "type", "param", "code"}}` instead (app/api/openai_errors.py).
 
 The knowledge errors also derive from `KnowledgeError` (app/services/knowledge/errors.py), so the knowledge CLI
 catches them as one family. Left outside the root on purpose, because no client ever sees them: `LeaseLost`

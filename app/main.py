@@ -12,7 +12,7 @@ from loguru import logger
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
-from app.api import admin_cache, admin_tasks, dev, health, knowledge, metrics, prompts, skill, usage, user
+from app.api import admin_cache, admin_tasks, api_keys, audio, chat, dev, health, knowledge, metrics, prompts, skill, usage, user
 from app.api.errors import VALIDATION_CODE, app_error, http_error, invalid_value, validation_error
 from app.config import Settings, get_settings
 from app.db import Database
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The API never migrates (run_server.py does before it starts): on a schema behind head, serving would
     # answer every message with an apology, so it refuses to start.
     app.add_middleware(SchemaGate, engine=app.state.db.engine)
-    # Every error body is {"detail", "code"}: ours, FastAPI's validation errors, Starlette's 404/405, the database's.
+    # Every error body (but the chat API's) is {"detail", "code"}: ours, FastAPI's validation errors, Starlette's 404/405, the database's.
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
@@ -69,6 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(knowledge.router)
     app.include_router(usage.router)
+    app.include_router(api_keys.router)
+    # The chat API answers errors in OpenAI's shape (app/api/openai_errors.py), not {detail, code}.
+    app.include_router(chat.router)
+    app.include_router(audio.router)
     if settings.debug:
         app.state.test_callbacks = OrderedDict()
         app.include_router(dev.router)

@@ -431,3 +431,18 @@ class ResponseCache(SQLModel, table=True):
     finish_reason: str | None = Field(default=None, max_length=32)
     created_at: datetime = ts()
     expires_at: datetime = ts(index=True)
+class ApiKey(SQLModel, table=True):
+    """A key of the chat API: it belongs to one bot; only the SHA-256 of its secret is stored."""
+
+    __tablename__ = "apikey"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    bot_id: str = Field(max_length=100, index=True)
+    # The first characters of the key, shown in listings so a key can be recognised without its secret.
+    prefix: str = Field(max_length=16)
+    key_hash: str = Field(max_length=64, unique=True)
+    monthly_token_limit: int | None = None
+    allow_system_messages: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    created_at: datetime = ts()
+    revoked_at: datetime | None = ts(nullable=True)

@@ -13,6 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.db import Database
 from app.errors import ServiceUnavailable, Unauthorized
+from app.services.chat import keys
+from app.services.chat.errors import InvalidApiKey
+from app.services.chat.keys import KeyRef
+from app.services.chat.service import ChatService
+from app.services.chat.speech import SpeechService
 from app.services.knowledge import KnowledgeBase
 from app.services.pipeline import AnswerPipeline, build_pipeline
 from app.services.response_cache import ResponseCache
@@ -121,3 +126,43 @@ SkillServiceDep = Annotated[SkillService, Depends(get_skill_service)]
 KnowledgeDep = Annotated[KnowledgeBase, Depends(get_knowledge)]
 PipelineDep = Annotated[AnswerPipeline, Depends(get_pipeline)]
 ResponseCacheDep = Annotated[ResponseCache | None, Depends(get_response_cache)]
+
+
+async def get_chat_service(request: Request) -> ChatService:
+    """The process's chat API service (rate limits and budget reservations live in it), created on first use."""
+    chat = getattr(request.app.state, "chat", None)
+    if chat is None:
+        pipeline = await get_pipeline(request)
+        chat = request.app.state.chat = ChatService(request.app.state.settings, request.app.state.db.sessions, pipeline)
+    return chat
+
+
+async def get_speech(request: Request) -> SpeechService:
+    speech = getattr(request.app.state, "speech", None)
+    if speech is None:
+        speech = request.app.state.speech = SpeechService(request.app.state.settings, request.app.state.db.sessions)
+        request.app.state.closing.push_async_callback(speech.aclose)
+    return speech
+
+
+# Declares the chat API's bearer auth in the OpenAPI schema; the key is checked by require_api_key.
+_KEY_BEARER = HTTPBearer(auto_error=False, scheme_name="ApiKey", description="A key from POST /admin/api-keys")
+
+
+async def require_api_key(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_KEY_BEARER)],
+    chat: Annotated[ChatService, Depends(get_chat_service)],
+) -> KeyRef:
+    """The live key of `Authorization: Bearer kb-...`, within its rate limit."""
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise InvalidApiKey("No API key provided: send 'Authorization: Bearer <key>'.")
+    async with request.app.state.db.sessions() as session:
+        key = await keys.authenticate(session, credentials.credentials)
+    chat.limiter.check(key.id)
+    return key
+
+
+ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
+SpeechDep = Annotated[SpeechService, Depends(get_speech)]
+ApiKeyDep = Annotated[KeyRef, Depends(require_api_key)]

@@ -4,12 +4,14 @@ import asyncio
 import email.utils
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Literal
 
 import httpx
 import openai
 from loguru import logger
+from openai import AsyncStream
+from openai.types.chat import ChatCompletionChunk
 from pydantic import BaseModel
 
 from app.config import Settings
@@ -119,6 +121,88 @@ class LLMClient:
             result.finish_reason,
         )
         return result
+
+    async def open_stream(
+        self,
+        messages: list[ChatMessage],
+        *,
+        timeout: float,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> "LLMStream":
+        """Start a streamed answer; returns once the server accepted the request (its errors are raised here)."""
+        if timeout <= 0:
+            raise RetryableError("no time left for an LLM attempt")
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout):
+                stream = await self._client.chat.completions.create(
+                    model=self.model,
+                    messages=[m.model_dump() for m in messages],  # type: ignore[misc]
+                    temperature=self.temperature if temperature is None else temperature,
+                    max_tokens=max_tokens or self.max_tokens,
+                    stream=True,
+                    # Usage arrives in a last chunk without choices; without it a streamed call would go uncounted.
+                    stream_options={"include_usage": True},
+                    timeout=timeout,
+                )
+        except TimeoutError as exc:
+            raise RetryableError(f"LLM attempt timed out after {timeout:.1f}s") from exc
+        except openai.APIError as exc:
+            raise classify(exc) from exc
+        return LLMStream(stream, messages, self.model, started)
+
+
+class LLMStream:
+    """A streamed answer: iterate `pieces()` for the text as the model writes it; then `result()`.
+
+    `result()` after the stream was cut off (the client left, a timeout) gives what was written so far, with
+    estimated tokens where the server had not reported usage yet.
+    """
+
+    def __init__(
+        self, stream: AsyncStream[ChatCompletionChunk], messages: list[ChatMessage], model: str, started: float
+    ) -> None:
+        self._stream = stream
+        self._messages = messages
+        self._model = model
+        self._started = started
+        self._parts: list[str] = []
+        self._usage: tuple[int, int] | None = None
+        self._finish_reason: str | None = None
+
+    async def pieces(self) -> AsyncIterator[str]:
+        try:
+            async for chunk in self._stream:
+                if chunk.usage is not None:
+                    self._usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                if chunk.model:
+                    self._model = chunk.model
+                for choice in chunk.choices[:1]:
+                    if choice.finish_reason:
+                        self._finish_reason = choice.finish_reason
+                    if text := choice.delta.content:
+                        self._parts.append(text)
+                        yield text
+        except openai.APIError as exc:
+            raise classify(exc) from exc
+        except (httpx.HTTPError, json.JSONDecodeError) as exc:
+            raise RetryableError(f"LLM stream broke off: {type(exc).__name__}") from exc
+        finally:
+            await self._stream.close()
+
+    def result(self) -> LLMResult:
+        text = "".join(self._parts)
+        # Compatible servers may omit usage, and a cut-off stream never gets it: an estimate keeps limits meaningful.
+        input_tokens, output_tokens = self._usage or (count_messages(self._messages), count_tokens(text))
+        return LLMResult(
+            text=text,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            model=self._model,
+            latency_ms=round((time.perf_counter() - self._started) * 1000),
+            finish_reason=self._finish_reason,
+        )
 
 
 def _result(completion: object, messages: list[ChatMessage], model: str, latency_ms: int) -> LLMResult:

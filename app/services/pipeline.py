@@ -1,15 +1,17 @@
 """The one answer path: memory and knowledge into the active template, then the LLM.
 
-A claimed task (the worker) and a free question (`POST /api/knowledge/query`) go through the same steps.
+A claimed task (the worker), a free question (`POST /api/knowledge/query`) and the chat API (its client's
+messages as the history, answers whole or streamed) go through the same steps.
 Without `OPENAI_API_KEY` the offline pipeline answers from the knowledge base alone, saying so.
 """
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -27,7 +29,7 @@ from app.services.knowledge import KnowledgeBase, Passage, format_context, sourc
 from app.services.knowledge.documents import has_documents
 from app.services.knowledge.offline import compose
 from app.services.knowledge.schemas import OfflineAnswer
-from app.services.llm import ChatMessage, LLMClient, LLMResult
+from app.services.llm import ChatMessage, LLMClient, LLMResult, LLMStream
 from app.services.names import extract_name, mentions_name
 from app.services.response_cache import CacheKey, ModelParameters, ResponseCache, cache_key, normalise_utterance
 from app.services.users import ANONYMOUS, set_name
@@ -49,13 +51,32 @@ class Answer(StoredAnswer):
 
 @dataclass(frozen=True, slots=True)
 class Question:
-    """What an answer is built for: the bot, the block, and the remembered turn (task id for the logs)."""
+    """What an answer is built for: the bot, the block, and the remembered turn (task id for the logs).
+
+    `temperature` and `max_tokens` are a caller's own (the chat API's client); None keeps the server's settings.
+    """
 
     bot_id: str
     block_name: str | None
     turn: memory.Turn
     task_id: uuid.UUID | None = None
     template: PromptTemplate | None = None  # read with the turn for a task; None = resolve when answering
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+class AnswerStream(ABC):
+    """An answer arriving in pieces: iterate `pieces()`, then `answer()`.
+
+    `answer()` of a stream cut off early (its client left) is what was written so far, so it can still be
+    stored and counted.
+    """
+
+    @abstractmethod
+    def pieces(self) -> AsyncIterator[str]: ...
+
+    @abstractmethod
+    def answer(self) -> Answer: ...
 
 
 class AnswerPipeline(Protocol):
@@ -67,6 +88,8 @@ class AnswerPipeline(Protocol):
     async def answer(self, task: ClaimedTask, *, timeout: float) -> Answer: ...
 
     async def answer_question(self, question: Question, *, timeout: float) -> Answer: ...
+
+    async def open_stream(self, question: Question, *, timeout: float) -> AnswerStream: ...
 
     async def aclose(self) -> None: ...
 
@@ -136,6 +159,11 @@ class Context:
             return fallback
 
 
+def _normalised(question: Question) -> Question:
+    """One spelling of the question for retrieval, the prompt and the cache key alike."""
+    return replace(question, turn=replace(question.turn, utterance=normalise_utterance(question.turn.utterance)))
+
+
 def free_question(bot_id: str, utterance: str) -> Question:
     """A question asked outside any conversation: no user, no history, no summary."""
     return Question(
@@ -162,8 +190,81 @@ class BasePipeline(ABC):
     @abstractmethod
     async def answer_question(self, question: Question, *, timeout: float) -> Answer: ...
 
+    @abstractmethod
+    async def open_stream(self, question: Question, *, timeout: float) -> AnswerStream:
+        """Start the answer as a stream; errors before its first piece (an upstream refusal) are raised here."""
+
     async def aclose(self) -> None:
         await self.context.knowledge.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class _Prompt:
+    """The messages sent to the model and what the prompt log says about them."""
+
+    messages: list[ChatMessage]
+    template_name: str
+    template_version: int
+    passages: list[Passage]
+
+    def answer(self, result: LLMResult, *, key: CacheKey | None = None, cache_hit: bool = False) -> Answer:
+        return Answer(
+            text=result.text,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            model=result.model,
+            latency_ms=result.latency_ms,
+            finish_reason=result.finish_reason,
+            template_name=self.template_name,
+            template_version=self.template_version,
+            rendered_prompt=json.dumps([m.model_dump() for m in self.messages], ensure_ascii=False),
+            sources=sources_json(self.passages),
+            cache_key=key.digest if key else None,
+            cache_hit=cache_hit,
+            passages=self.passages,
+            found=any(p.confident for p in self.passages),
+        )
+
+
+class _ModelStream(AnswerStream):
+    """The model's stream; read to its end, its answer goes into the response cache like a whole one."""
+
+    def __init__(
+        self, stream: LLMStream, prompt: _Prompt, *, key: CacheKey | None, cache: ResponseCache | None
+    ) -> None:
+        self._stream = stream
+        self._prompt = prompt
+        self._key = key
+        self._cache = cache
+
+    async def pieces(self) -> AsyncIterator[str]:
+        async for piece in self._stream.pieces():
+            yield piece
+        if self._cache is not None and self._key is not None:
+            await self._cache.put(self._key, self._stream.result())
+
+    def answer(self) -> Answer:
+        return self._prompt.answer(self._stream.result(), key=self._key)
+
+
+# A word with the spaces before it: how a known answer is handed out piece by piece, like a model's stream.
+_WORDS = re.compile(r"\s*\S+")
+
+
+class _WholeAnswerStream(AnswerStream):
+    """An answer known in full (offline, or from the response cache), given out word by word."""
+
+    def __init__(self, answer: Answer) -> None:
+        self._answer = answer
+        self._sent: list[str] = []
+
+    async def pieces(self) -> AsyncIterator[str]:
+        for word in _WORDS.findall(self._answer.text):
+            self._sent.append(word)
+            yield word
+
+    def answer(self) -> Answer:
+        return self._answer.model_copy(update={"text": "".join(self._sent)})
 
 
 class LLMPipeline(BasePipeline):
@@ -186,44 +287,75 @@ class LLMPipeline(BasePipeline):
 
     async def answer_question(self, question: Question, *, timeout: float) -> Answer:
         started = time.monotonic()
-        # One spelling of the question for retrieval, the prompt and the cache key alike.
-        turn = replace(question.turn, utterance=normalise_utterance(question.turn.utterance))
-        question = replace(question, turn=turn)
+        question = _normalised(question)
         async with asyncio.timeout(timeout):
-            passages = await self.context.passages(question)
-            template = question.template or await self._template(question)
-            messages = self.messages(question.turn, template.system_prompt, passages)
-            key = cache_key(question.bot_id, self.parameters, messages) if self.cache is not None else None
+            prompt = await self._prompt(question)
+            key = self._cache_key(question, prompt.messages)
             result = await self._cached(key, started)
-            cache_hit = result is not None
-            if result is None:
-                try:
-                    result = await self.llm.complete(messages, timeout=timeout - (time.monotonic() - started))
-                except PermanentError as exc:
-                    await self._record_failure(question, exc)
-                    raise
-                if self.cache is not None and key is not None:
-                    await self.cache.put(key, result)
-        return Answer(
-            text=result.text,
-            input_tokens=result.input_tokens,
-            output_tokens=result.output_tokens,
-            model=result.model,
-            latency_ms=result.latency_ms,
-            finish_reason=result.finish_reason,
+            if result is not None:
+                return prompt.answer(result, key=key, cache_hit=True)
+            try:
+                result = await self.llm.complete(
+                    prompt.messages,
+                    timeout=timeout - (time.monotonic() - started),
+                    temperature=question.temperature,
+                    max_tokens=question.max_tokens,
+                )
+            except PermanentError as exc:
+                await self._record_failure(question, exc)
+                raise
+            if self.cache is not None and key is not None:
+                await self.cache.put(key, result)
+        return prompt.answer(result, key=key)
+
+    async def open_stream(self, question: Question, *, timeout: float) -> AnswerStream:
+        """A cached answer is handed out word by word; a streamed answer read to its end is cached."""
+        started = time.monotonic()
+        question = _normalised(question)
+        async with asyncio.timeout(timeout):
+            prompt = await self._prompt(question)
+            key = self._cache_key(question, prompt.messages)
+            hit = await self._cached(key, started)
+            if hit is not None:
+                return _WholeAnswerStream(prompt.answer(hit, key=key, cache_hit=True))
+            try:
+                stream = await self.llm.open_stream(
+                    prompt.messages,
+                    timeout=timeout - (time.monotonic() - started),
+                    temperature=question.temperature,
+                    max_tokens=question.max_tokens,
+                )
+            except PermanentError as exc:
+                await self._record_failure(question, exc)
+                raise
+        return _ModelStream(stream, prompt, key=key, cache=self.cache)
+
+    async def _prompt(self, question: Question) -> _Prompt:
+        passages = await self.context.passages(question)
+        template = question.template or await self._template(question)
+        return _Prompt(
+            messages=self.messages(question.turn, template.system_prompt, passages),
             template_name=template.name,
             template_version=template.version,
-            rendered_prompt=json.dumps([m.model_dump() for m in messages], ensure_ascii=False),
-            sources=sources_json(passages),
-            cache_key=key.digest if key else None,
-            cache_hit=cache_hit,
             passages=passages,
-            found=any(p.confident for p in passages),
         )
 
     async def _template(self, question: Question) -> PromptTemplate:
         async with self.context.sessions() as session:
             return await prompts.resolve_template(session, bot_id=question.bot_id, block_name=question.block_name)
+
+    def _cache_key(self, question: Question, messages: list[ChatMessage]) -> CacheKey | None:
+        """The key of what the model would see, the caller's own temperature and answer length included."""
+        if self.cache is None:
+            return None
+        parameters = self.parameters
+        if question.temperature is not None or question.max_tokens is not None:
+            parameters = replace(
+                parameters,
+                temperature=parameters.temperature if question.temperature is None else question.temperature,
+                max_tokens=question.max_tokens or parameters.max_tokens,
+            )
+        return cache_key(question.bot_id, parameters, messages)
 
     async def _cached(self, key: CacheKey | None, started: float) -> LLMResult | None:
         """The cached answer of the key as a model result costing 0 tokens, or None.
@@ -298,6 +430,9 @@ class OfflinePipeline(BasePipeline):
             passages=result.sources,
             found=result.found,
         )
+
+    async def open_stream(self, question: Question, *, timeout: float) -> AnswerStream:
+        return _WholeAnswerStream(await self.answer_question(question, timeout=timeout))
 
 
 def build_pipeline(

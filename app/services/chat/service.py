@@ -1,0 +1,151 @@
+"""The chat API's rules: a key's model, the client's messages as the question, budgets, storing each exchange.
+
+Every answer comes from the one answer pipeline (app/services/pipeline.py): the bot's active template, its
+knowledge passages and the client's messages as the conversation so far.
+"""
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.models import utcnow
+from app.services import memory
+from app.services.chat import openai_format as fmt
+from app.services.chat.budget import KeyBudget, Reservation
+from app.services.chat.errors import InvalidRequest, ModelNotFound
+from app.services.chat.exchanges import store_exchange
+from app.services.chat.keys import KeyRef
+from app.services.chat.ratelimit import RateLimiter
+from app.services.chat.schemas import ChatCompletionRequest
+from app.services.chat.streaming import ChatStream
+from app.services.errors import RetryableError
+from app.services.llm import ChatMessage
+from app.services.pipeline import Answer, AnswerPipeline, Question
+from app.services.tokens import count_messages
+from app.services.users import ANONYMOUS
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A validated request: the pipeline's question and what storing its answer needs."""
+
+    key: KeyRef
+    question: Question
+    end_user: str | None
+    model: str
+    reservation: Reservation
+
+
+class ChatService:
+    """One per process: the rate limiter and the budget's in-flight reservations live here."""
+
+    def __init__(
+        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], pipeline: AnswerPipeline
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.pipeline = pipeline
+        self.limiter = RateLimiter(settings.chat_rate_limit_per_minute)
+        self.budget = KeyBudget(sessions)
+
+    @staticmethod
+    def models(key: KeyRef) -> dict[str, Any]:
+        """The one model a key may call: its bot, under the bot's id."""
+        return fmt.model_list([key.bot_id])
+
+    @staticmethod
+    def model(key: KeyRef, model_id: str) -> dict[str, Any]:
+        check_model(key, model_id)
+        return fmt.model_entry(model_id)
+
+    async def complete(self, key: KeyRef, request: ChatCompletionRequest) -> dict[str, Any]:
+        call = await self._start(key, request)
+        try:
+            answer = await self.pipeline.answer_question(call.question, timeout=self.settings.chat_timeout_seconds)
+        except TimeoutError as exc:
+            raise RetryableError("the answer took too long") from exc
+        finally:
+            self.budget.settle(call.reservation)
+        await self._store(call, answer)
+        return fmt.completion(id=fmt.completion_id(), model=call.model, answer=answer)
+
+    async def open_stream(self, key: KeyRef, request: ChatCompletionRequest) -> ChatStream:
+        """Start the answer; errors until the model accepted the request are raised (a plain HTTP error)."""
+        call = await self._start(key, request)
+        started = time.monotonic()
+        try:
+            stream = await self.pipeline.open_stream(call.question, timeout=self.settings.chat_timeout_seconds)
+        except TimeoutError as exc:
+            self.budget.settle(call.reservation)
+            raise RetryableError("the answer took too long") from exc
+        except BaseException:
+            self.budget.settle(call.reservation)
+            raise
+
+        async def finish(answer: Answer) -> None:
+            self.budget.settle(call.reservation)
+            await self._store(call, answer)
+
+        return ChatStream(
+            stream,
+            model=call.model,
+            include_usage=bool(request.stream_options and request.stream_options.include_usage),
+            keepalive=self.settings.chat_keepalive_seconds,
+            timeout=self.settings.chat_timeout_seconds - (time.monotonic() - started),
+            finish=finish,
+        )
+
+    async def _start(self, key: KeyRef, request: ChatCompletionRequest) -> _Call:
+        check_model(key, request.model)
+        history = [self._message(key, m.role, m.text, index) for index, m in enumerate(request.messages)]
+        last = history.pop()
+        if last.role != "user":
+            raise InvalidRequest("The last message must be the user's.", param="messages")
+        reservation = await self.budget.reserve(key, count_messages([*history, last]))
+        question = Question(
+            bot_id=key.bot_id,
+            block_name=None,
+            turn=memory.Turn(user=ANONYMOUS, utterance=last.content, history=history, summary=None),
+            temperature=None if request.temperature is None else min(request.temperature, self.settings.chat_max_temperature),
+            max_tokens=min(request.max_completion_tokens or request.max_tokens or self.settings.openai_max_tokens,
+                           self.settings.openai_max_tokens),
+        )
+        return _Call(key=key, question=question, end_user=request.user, model=request.model, reservation=reservation)
+
+    @staticmethod
+    def _message(key: KeyRef, role: str, text: str, index: int) -> ChatMessage:
+        if role in ("system", "developer"):
+            if not key.allow_system_messages:
+                raise InvalidRequest(
+                    "System messages are not allowed with this API key; the bot's prompt template sets the system "
+                    "prompt.",
+                    param=f"messages[{index}].role",
+                )
+            return ChatMessage(role="system", content=text)
+        return ChatMessage(role=role, content=text)  # type: ignore[arg-type]
+
+    async def _store(self, call: _Call, answer: Answer) -> None:
+        async with self.sessions.begin() as session:
+            await store_exchange(
+                session,
+                key=call.key,
+                end_user=call.end_user,
+                question=call.question.turn.utterance,
+                answer=answer,
+                now=utcnow(),
+                session_timeout_minutes=self.settings.session_timeout_minutes,
+            )
+        logger.debug("Chat answer for key {}: in={} out={}", call.key.id, answer.input_tokens, answer.output_tokens)
+
+
+def check_model(key: KeyRef, model_id: str) -> None:
+    if model_id != key.bot_id:
+        raise ModelNotFound(
+            f"The model '{model_id}' does not exist or this API key cannot use it; GET /v1/models lists the key's "
+            "model.",
+        )
+
