@@ -1,11 +1,13 @@
 """Local stand-ins for end-to-end tests and chaos runs, served by a real uvicorn: an OpenAI-compatible chat
-server with injectable faults and a Kakao callback peer that keeps Kakao's rules, both recording what they
-receive.
+server with injectable faults (streaming and speech too) and a Kakao callback peer that keeps Kakao's rules,
+both recording what they receive.
 
     OPENAI_BASE_URL = f"{base_url}/v1"
     callbackUrl     = f"{base_url}/v1/bots/<bot>/callback/<token>"
 
-The LLM answers with `answer_for(last user message)`, so a test can tell which message an answer belongs to.
+The LLM answers with `answer_for(last user message)`, so a test can tell which message an answer belongs to;
+with `"stream": true` it sends the answer word by word as `chat.completion.chunk` events (`chunk_delay` apart),
+and counts in `streams_cancelled` the streams whose client hung up before the end.
 The Kakao peer answers `{"taskId", "status", "message", "timestamp"}` and, for tokens handed out with
 `issue()`, behaves like Kakao: each URL works once, and is rejected when used before `not_before` seconds or
 after `expires_after` seconds. It can be slow (`delay`), answer with a redirect (`redirect_to`), or hold POSTs
@@ -30,6 +32,8 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 FAKE_MODEL = "fake-gpt"
+FAKE_TRANSCRIPT = "가짜 받아쓰기 결과입니다."
+FAKE_AUDIO = b"ID3-fake-audio:"
 INVALID_TOKEN = "Invalid callback token. Check your callback token."
 INVALID_JSON = "Invalid json response from bot-skill."
 
@@ -52,6 +56,7 @@ class LLMFaults:
     retry_after: float = 1.0
     hang_seconds: float = 60.0
     seed: int = 7
+    chunk_delay: float = 0.0  # pause before each streamed chunk
 
 
 @dataclass
@@ -92,6 +97,8 @@ class FakeServices:
 
     def __post_init__(self) -> None:
         self.llm_requests: list[dict[str, Any]] = []
+        self.streams_cancelled = 0
+        self.speech_requests: list[tuple[str, bytes]] = []  # (path, raw body)
         self.llm_outcomes: Counter[str] = Counter()
         self.callbacks: list[tuple[str, dict[str, Any]]] = []  # (token, body) of every POST, in order
         self.posts: list[CallbackPost] = []
@@ -129,6 +136,8 @@ class FakeServices:
         path: str = scope["path"]
         if scope["method"] == "POST" and path == "/v1/chat/completions":
             await self._complete(json.loads(raw), receive, send)
+        elif scope["method"] == "POST" and path in ("/v1/audio/transcriptions", "/v1/audio/speech"):
+            await self._speech(path, bytes(raw), send)
         elif scope["method"] == "POST" and _CALLBACK_PATH.fullmatch(path):
             await self._callback(path.rsplit("/", 1)[1], bytes(raw), receive, send)
         else:
@@ -159,7 +168,40 @@ class FakeServices:
             if self._random.random() < 0.5:
                 return await _reply(send, 200, b'{"choices": [{"message": ')
             return await _reply(send, 200, {"id": "x", "object": "chat.completion", "choices": "not a list"})
+        if body.get("stream"):
+            return await self._stream(body, receive, send)
         return await _reply(send, 200, self._completion(body))
+
+    async def _stream(self, body: dict[str, Any], receive: Receive, send: Send) -> None:
+        """The answer word by word as Server-Sent Events; usage last when asked for."""
+        words = re.findall(r"\s*\S+", answer_for(body["messages"][-1]["content"]))
+        head = {"id": f"chatcmpl-fake-{len(self.llm_requests)}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": FAKE_MODEL}
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}, *({"content": w} for w in words)]
+        events = [{**head, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+        events.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = {"prompt_tokens": 50, "completion_tokens": len(words), "total_tokens": 50 + len(words)}
+            events.append({**head, "choices": [], "usage": usage})
+        head_sent = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+        await send({"type": "http.response.start", "status": 200, "headers": head_sent})
+        for event in events:
+            if self.llm.chunk_delay and await _disconnected(receive, self.llm.chunk_delay):
+                self.streams_cancelled += 1  # the client hung up mid-answer
+                return
+            data = b"data: " + json.dumps(event, ensure_ascii=False).encode() + b"\n\n"
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+    async def _speech(self, path: str, raw: bytes, send: Send) -> None:
+        self.speech_requests.append((path, raw))
+        if path.endswith("/transcriptions"):
+            return await _reply(send, 200, {"text": FAKE_TRANSCRIPT})
+        text = json.loads(raw)["input"].encode()
+        audio = FAKE_AUDIO + text
+        head = [(b"content-type", b"audio/mpeg"), (b"content-length", str(len(audio)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": head})
+        await send({"type": "http.response.body", "body": audio})
 
     def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
         text = answer_for(body["messages"][-1]["content"])
