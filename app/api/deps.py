@@ -133,7 +133,7 @@ async def get_chat_service(request: Request) -> ChatService:
     chat = getattr(request.app.state, "chat", None)
     if chat is None:
         pipeline = await get_pipeline(request)
-        chat = request.app.state.chat = ChatService(request.app.state.settings, request.app.state.db.sessions, pipeline)
+        chat = request.app.state.chat = ChatService(request.app.state.settings, request.app.state.db, pipeline)
     return chat
 
 

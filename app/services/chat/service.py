@@ -4,14 +4,15 @@ Every answer comes from the one answer pipeline (app/services/pipeline.py): the 
 knowledge passages and the client's messages as the conversation so far.
 """
 
+import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from app.config import Settings
+from app.db import Database
 from app.models import utcnow
 from app.services import memory
 from app.services.chat import openai_format as fmt
@@ -43,14 +44,17 @@ class _Call:
 class ChatService:
     """One per process: the rate limiter and the budget's in-flight reservations live here."""
 
-    def __init__(
-        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], pipeline: AnswerPipeline
-    ) -> None:
+    def __init__(self, settings: Settings, db: Database, pipeline: AnswerPipeline) -> None:
         self.settings = settings
-        self.sessions = sessions
+        self.sessions = db.sessions
         self.pipeline = pipeline
         self.limiter = RateLimiter(settings.chat_rate_limit_per_minute)
-        self.budget = KeyBudget(sessions)
+        self.budget = KeyBudget(db.sessions)
+        # SQLite takes one writer at a time: queued here, hundreds of streams ending together are stored in turn
+        # instead of timing out in SQLite's busy wait (seen at 300 streams cut off at once).
+        self._store_turn: asyncio.Lock | contextlib.nullcontext[None] = (
+            asyncio.Lock() if db.is_sqlite else contextlib.nullcontext()
+        )
 
     @staticmethod
     def models(key: KeyRef) -> dict[str, Any]:
@@ -129,7 +133,7 @@ class ChatService:
         return ChatMessage(role=role, content=text)  # type: ignore[arg-type]
 
     async def _store(self, call: _Call, answer: Answer) -> None:
-        async with self.sessions.begin() as session:
+        async with self._store_turn, self.sessions.begin() as session:
             await store_exchange(
                 session,
                 key=call.key,
