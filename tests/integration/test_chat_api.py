@@ -166,13 +166,34 @@ async def test_each_error_raises_its_openai_exception(database_url: str, tmp_pat
         assert int(limited.value.response.headers["retry-after"]) >= 1
 
 
-async def test_system_messages_pass_when_the_key_allows_them(database_url: str, tmp_path: Path) -> None:
+async def test_knowledge_passages_and_allowed_system_messages_reach_the_model(database_url: str, tmp_path: Path) -> None:
     async with chat_env(database_url, tmp_path) as env:
+        pair = faq_pairs()[0]
+        upload = await env.admin.post(
+            "/api/knowledge/documents", json={"bot_id": BOT, "title": "FAQ", "type": "faq", "faqs": faq_pairs()[:5]}
+        )
+        assert upload.status_code == 201, upload.text
         key = await env.new_key(allow_system_messages=True)
-        messages = [{"role": "system", "content": "짧게 답해"}, {"role": "user", "content": "안녕"}]
+        messages = [{"role": "system", "content": "짧게 답해"}, {"role": "user", "content": pair["question"]}]
         await env.client(key["key"]).chat.completions.create(model=BOT, messages=messages)  # type: ignore[arg-type]
         sent = env.fakes.llm_requests[0]["messages"]
-        assert sent[0]["role"] == "system" and sent[1:] == messages
+        assert sent[0]["role"] == "system" and pair["answer"] in sent[0]["content"]  # the bot's template + passages
+        assert sent[1:] == messages
+
+
+async def test_an_upstream_failure_is_an_openai_server_error_and_stores_nothing(database_url: str, tmp_path: Path) -> None:
+    fakes = FakeServices(llm=LLMFaults(error_rate=1.0, errors=("500",)))
+    async with chat_env(database_url, tmp_path, fakes=fakes) as env:
+        key = await env.new_key(monthly_token_limit=1000)
+        client = env.client(key["key"])
+        for stream in (False, True):
+            with pytest.raises(openai.InternalServerError) as failed:
+                await client.chat.completions.create(
+                    model=BOT, messages=[{"role": "user", "content": "안녕"}], stream=stream  # type: ignore[call-overload]
+                )
+            assert failed.value.status_code == 503 and failed.value.code == "upstream_unavailable"
+        assert len(fakes.llm_requests) == 2 and await _rows(env, Message) == []
+        assert env.app.state.chat.budget._in_flight == {}  # both reservations released
 
 
 async def test_a_spent_monthly_budget_is_a_429_and_no_upstream_call(database_url: str, tmp_path: Path) -> None:
