@@ -40,6 +40,12 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def body(n: int) -> dict[str, object]:
     return {"model": BOT, "messages": [{"role": "user", "content": f"질문 {n}"}], "stream": True,
             "stream_options": {"include_usage": True}}
@@ -69,20 +75,24 @@ async def create_key(api: str) -> str:
         return response.json()["key"]
 
 
-async def time_to_first_token(api: str, fake: str, samples: int) -> None:
+async def time_to_first_token(api: str, fake: str, samples: int, pid: int) -> None:
     key = await create_key(api)
     direct, ours = [], []
     async with httpx.AsyncClient(timeout=30) as client:
         for n in range(20):  # warm-up: connections, the SDK's first call, SQLite's page cache
             await first_token(client, f"{api}/v1/chat/completions", key, n)
+        cpu = cpu_seconds(pid)
         for n in range(samples):
             direct.append(await first_token(client, f"{fake}/llm/0/v1/chat/completions", "sk-bench", n))
             ours.append(await first_token(client, f"{api}/v1/chat/completions", key, n))
+        cpu = cpu_seconds(pid) - cpu
     added = [o - d for o, d in zip(ours, direct, strict=True)]
     print(f"time to first token over {samples} streamed requests, one at a time (ms):")
     for name, values in (("upstream fake directly", direct), ("through our server", ours), ("added by us", added)):
         print(f"  {name:24s} p50 {percentile(values, 0.5) * 1000:6.1f}  p90 {percentile(values, 0.9) * 1000:6.1f}"
               f"  p99 {percentile(values, 0.99) * 1000:6.1f}")
+    print(f"  server CPU per streamed answer (the whole stream, storing included): "
+          f"{cpu / samples * 1000:.1f} ms")
 
 
 async def held_open(api: str, fake: str, streams: int, pid: int) -> None:
@@ -155,7 +165,7 @@ def main() -> None:
                         {**env, "OPENAI_BASE_URL": base}, port) as proc:
                 api = f"http://127.0.0.1:{port}"
                 if phase == "ttft":
-                    asyncio.run(time_to_first_token(api, fake, args.samples))
+                    asyncio.run(time_to_first_token(api, fake, args.samples, proc.pid))
                 else:
                     asyncio.run(held_open(api, fake, args.streams, proc.pid))
     print(json.dumps({"machine": f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"}))

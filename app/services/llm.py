@@ -11,7 +11,6 @@ import httpx
 import openai
 from loguru import logger
 from openai import AsyncStream
-from openai.types.chat import ChatCompletionChunk
 from pydantic import BaseModel
 
 from app.config import Settings
@@ -136,15 +135,23 @@ class LLMClient:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout):
-                stream = await self._client.chat.completions.create(
-                    model=self.model,
-                    messages=[m.model_dump() for m in messages],  # type: ignore[misc]
-                    temperature=self.temperature if temperature is None else temperature,
-                    max_tokens=max_tokens or self.max_tokens,
+                # The generic `post`, as in `complete`: the SDK's own stream of plain dicts (building a chunk model
+                # per piece cost more CPU than the rest of a streamed answer), without its request transform.
+                stream = await self._client.post(
+                    "/chat/completions",
+                    body={
+                        "model": self.model,
+                        "messages": [{"role": m.role, "content": m.content} for m in messages],
+                        "temperature": self.temperature if temperature is None else temperature,
+                        "max_tokens": max_tokens or self.max_tokens,
+                        "stream": True,
+                        # Usage comes in a last chunk without choices; without it a stream would go uncounted.
+                        "stream_options": {"include_usage": True},
+                    },
+                    cast_to=object,
                     stream=True,
-                    # Usage arrives in a last chunk without choices; without it a streamed call would go uncounted.
-                    stream_options={"include_usage": True},
-                    timeout=timeout,
+                    stream_cls=AsyncStream[object],
+                    options={"timeout": timeout},
                 )
         except TimeoutError as exc:
             raise RetryableError(f"LLM attempt timed out after {timeout:.1f}s") from exc
@@ -161,7 +168,7 @@ class LLMStream:
     """
 
     def __init__(
-        self, stream: AsyncStream[ChatCompletionChunk], messages: list[ChatMessage], model: str, started: float
+        self, stream: AsyncStream[object], messages: list[ChatMessage], model: str, started: float
     ) -> None:
         self._stream = stream
         self._messages = messages
@@ -174,20 +181,22 @@ class LLMStream:
     async def pieces(self) -> AsyncIterator[str]:
         try:
             async for chunk in self._stream:
-                if chunk.usage is not None:
-                    self._usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-                if chunk.model:
-                    self._model = chunk.model
-                for choice in chunk.choices[:1]:
-                    if choice.finish_reason:
-                        self._finish_reason = choice.finish_reason
-                    if text := choice.delta.content:
+                if not isinstance(chunk, dict):
+                    raise RetryableError(f"malformed LLM stream chunk ({type(chunk).__name__})")
+                if usage := chunk.get("usage"):
+                    self._usage = (int(usage["prompt_tokens"]), int(usage["completion_tokens"]))
+                self._model = chunk.get("model") or self._model
+                for choice in (chunk.get("choices") or [])[:1]:
+                    self._finish_reason = choice.get("finish_reason") or self._finish_reason
+                    if text := (choice.get("delta") or {}).get("content"):
                         self._parts.append(text)
                         yield text
         except openai.APIError as exc:
             raise classify(exc) from exc
         except (httpx.HTTPError, json.JSONDecodeError) as exc:
             raise RetryableError(f"LLM stream broke off: {type(exc).__name__}") from exc
+        except (AttributeError, TypeError, KeyError, ValueError) as exc:
+            raise RetryableError(f"malformed LLM stream chunk: {exc}") from exc
         finally:
             await self._stream.close()
 

@@ -14,7 +14,7 @@ from loguru import logger
 from app.config import Settings
 from app.db import Database
 from app.models import utcnow
-from app.services import memory
+from app.services import memory, prompts
 from app.services.chat import openai_format as fmt
 from app.services.chat.budget import KeyBudget, Reservation
 from app.services.chat.errors import InvalidRequest, ModelNotFound
@@ -24,6 +24,7 @@ from app.services.chat.ratelimit import RateLimiter
 from app.services.chat.schemas import ChatCompletionRequest
 from app.services.chat.streaming import ChatStream
 from app.services.errors import RetryableError
+from app.services.knowledge.documents import has_documents
 from app.services.llm import ChatMessage
 from app.services.pipeline import Answer, AnswerPipeline, Question
 from app.services.tokens import count_messages
@@ -109,11 +110,18 @@ class ChatService:
         last = history.pop()
         if last.role != "user":
             raise InvalidRequest("The last message must be the user's.", param="messages")
+        async with self.sessions() as session:
+            # Read together, as the worker reads a task's question: one connection checkout, not two.
+            template = await prompts.resolve_template(session, bot_id=key.bot_id, block_name=None)
+            documents = await has_documents(session, key.bot_id)
         reservation = await self.budget.reserve(key, count_messages([*history, last]))
         question = Question(
             bot_id=key.bot_id,
             block_name=None,
-            turn=memory.Turn(user=ANONYMOUS, utterance=last.content, history=history, summary=None),
+            turn=memory.Turn(
+                user=ANONYMOUS, utterance=last.content, history=history, summary=None, has_documents=documents
+            ),
+            template=template,
             temperature=None if request.temperature is None else min(request.temperature, self.settings.chat_max_temperature),
             max_tokens=min(request.max_completion_tokens or request.max_tokens or self.settings.openai_max_tokens,
                            self.settings.openai_max_tokens),
