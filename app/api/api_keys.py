@@ -1,11 +1,12 @@
 """Admin API for the chat API's keys: create (the key is shown once), list (never the secret), revoke."""
 
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from app.api.deps import ADMIN_ERRORS, JsonInt, RowId, SessionDep, error_responses, require_admin
+from app.api.deps import ADMIN_ERRORS, MAX_DB_INT, RowId, SessionDep, error_responses, json_integer, require_admin
 from app.errors import NotFound
 from app.services.chat import keys
 
@@ -19,7 +20,12 @@ class ApiKeyCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=100, description="What the key is for, e.g. 'website widget'")
     bot_id: str = Field(min_length=1, max_length=100, description="The bot the key answers as (its model id)")
-    monthly_token_limit: JsonInt | None = Field(default=None, ge=1, le=2**31 - 1)
+    # The JSON-integer check wraps the union, so the bounds stay on the integer in the schema (minimum, maximum).
+    monthly_token_limit: Annotated[
+        Annotated[int, Field(strict=False, ge=1, le=MAX_DB_INT)] | None, BeforeValidator(json_integer)
+    ] = Field(
+        default=None, description="Tokens the key's answers may use per calendar month (Asia/Seoul); none = no limit"
+    )
     allow_system_messages: bool = Field(default=False, description="Let clients send their own system messages")
 
 

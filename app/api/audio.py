@@ -5,15 +5,18 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Response, UploadFile
 
 from app.api.deps import ApiKeyDep, SpeechDep
-from app.api.openai_errors import OpenAIRoute
+from app.api.openai_errors import OPENAI_ERRORS, OpenAIRoute, openai_responses
 from app.errors import PayloadTooLarge
 from app.services.chat.schemas import SpeechRequest
 from app.services.chat.speech import MEDIA_TYPES
 
-router = APIRouter(prefix="/v1/audio", tags=["chat API (OpenAI-compatible)"], route_class=OpenAIRoute)
+router = APIRouter(
+    prefix="/v1/audio", tags=["chat API (OpenAI-compatible)"], route_class=OpenAIRoute,
+    responses={**OPENAI_ERRORS, **openai_responses(404)},
+)
 
 
-@router.post("/transcriptions")
+@router.post("/transcriptions", responses=openai_responses(413))
 async def transcribe(
     key: ApiKeyDep,
     speech: SpeechDep,

@@ -7,12 +7,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from app.api.deps import ApiKeyDep, ChatServiceDep
-from app.api.openai_errors import OpenAIRoute
+from app.api.openai_errors import OPENAI_ERRORS, OpenAIRoute, openai_responses
 from app.services.chat.schemas import ChatCompletionRequest
 from app.services.chat.service import ChatService
 from app.services.chat.keys import KeyRef
 
-router = APIRouter(tags=["chat API (OpenAI-compatible)"], route_class=OpenAIRoute)
+router = APIRouter(tags=["chat API (OpenAI-compatible)"], route_class=OpenAIRoute, responses=OPENAI_ERRORS)
+_NOT_FOUND = openai_responses(404)
 
 # Nginx and similar proxies would otherwise hold the chunks back until the answer is complete.
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -25,13 +26,13 @@ async def list_models(key: ApiKeyDep, chat: ChatServiceDep) -> dict[str, Any]:
     return chat.models(key)
 
 
-@router.get("/v1/models/{model}")
+@router.get("/v1/models/{model}", responses=_NOT_FOUND)
 async def retrieve_model(model: str, key: ApiKeyDep, chat: ChatServiceDep) -> dict[str, Any]:
     return chat.model(key, model)
 
 
-@router.post("/v1/chat/completions")
-@router.post("/api/chat/completions")
+@router.post("/v1/chat/completions", responses=_NOT_FOUND)
+@router.post("/api/chat/completions", responses=_NOT_FOUND)
 async def chat_completions(body: ChatCompletionRequest, key: ApiKeyDep, chat: ChatServiceDep) -> Response:
     """Answer like OpenAI's Chat Completions; `stream: true` sends `chat.completion.chunk` Server-Sent Events."""
     if body.stream:
@@ -39,7 +40,7 @@ async def chat_completions(body: ChatCompletionRequest, key: ApiKeyDep, chat: Ch
     return JSONResponse(await chat.complete(key, body))
 
 
-@router.post("/api/chat/stream")
+@router.post("/api/chat/stream", responses=_NOT_FOUND)
 async def chat_stream(body: ChatCompletionRequest, key: ApiKeyDep, chat: ChatServiceDep) -> Response:
     """The same as `/v1/chat/completions`, always streamed."""
     return await _stream(chat, key, body)

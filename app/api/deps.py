@@ -42,14 +42,14 @@ RowId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
 Offset = Annotated[int, Query(ge=0, le=MAX_DB_INT)]
 
 
-def _json_integer(value: Any) -> Any:
+def json_integer(value: Any) -> Any:
     if isinstance(value, bool | str):
         raise ValueError("Input should be a valid integer")  # noqa: TRY004 - pydantic reports only ValueError
     return value
 
 
 # An integer in a strict body: 5 or 5.0 (the same JSON integer), never true or "5".
-JsonInt = Annotated[int, Field(strict=False), BeforeValidator(_json_integer)]
+JsonInt = Annotated[int, Field(strict=False), BeforeValidator(json_integer)]
 
 # A body FastAPI cannot parse is a 400; a missing or wrong token a 401; no ADMIN_TOKEN configured a 503.
 ADMIN_ERRORS = error_responses(401, 503)

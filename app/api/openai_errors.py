@@ -5,6 +5,7 @@
 """
 
 from collections.abc import Callable, Coroutine
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import Request, Response
@@ -12,10 +13,33 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from loguru import logger
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from app.errors import AppError
 from app.services.chat.errors import InvalidRequest, error_body
+
+
+class OpenAIError(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class OpenAIErrorBody(BaseModel):
+    """The body of every chat API error, as OpenAI's API sends it."""
+
+    error: OpenAIError
+
+
+def openai_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a chat API route returns."""
+    return {code: {"model": OpenAIErrorBody, "description": HTTPStatus(code).phrase} for code in codes}
+
+
+# Every chat API route: a bad request, a missing or revoked key, the rate limit or budget, the model server down.
+OPENAI_ERRORS = openai_responses(400, 401, 429, 502, 503)
 
 
 class OpenAIRoute(APIRoute):

@@ -73,7 +73,15 @@ def test_the_schema_states_every_admin_route_needs_the_token(base_url: str) -> N
         for method, operation in item.items()
         if operation.get("security") == [{"AdminToken": []}]
     }
+    # The chat API's seed paths (/api/chat/..., /api/models) take an API key instead, as /v1 does.
+    keyed = {
+        f"{method.upper()} {path}"
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if operation.get("security") == [{"ApiKey": []}]
+    }
+    assert {"POST /api/chat/completions", "POST /api/chat/stream", "GET /api/models", "POST /v1/chat/completions"} <= keyed
     admin = {
         f"{m.upper()} {p}" for p, item in schema["paths"].items() for m in item if p.startswith(("/admin", "/api"))
-    }
+    } - keyed
     assert admin and admin <= guarded
