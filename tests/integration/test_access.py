@@ -1,8 +1,8 @@
 """Who may call what, read from the app's own OpenAPI schema so a new endpoint cannot slip through unprotected.
 
 Every admin, knowledge and conversation endpoint refuses requests without the admin token (401), and all of
-them are closed (503) when no ADMIN_TOKEN is configured; only a short list of paths is public; the dev
-endpoints exist only with DEBUG=true.
+them are closed (503) when no ADMIN_TOKEN is configured; the chat API takes only its own keys (the admin token
+is not one); only a short list of paths is public; the dev endpoints exist only with DEBUG=true.
 """
 
 import re
@@ -22,6 +22,17 @@ PUBLIC = {
     ("POST", "/welcome"),
     ("GET", "/metrics"),
     ("GET", "/user/ai-status/{task_id}"),  # the random task id is the capability
+}
+# The chat API: an API key from /admin/api-keys, answered in OpenAI's error shape.
+KEYED = {
+    ("GET", "/v1/models"),
+    ("GET", "/v1/models/{model}"),
+    ("GET", "/api/models"),
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/api/chat/completions"),
+    ("POST", "/api/chat/stream"),
+    ("POST", "/v1/audio/transcriptions"),
+    ("POST", "/v1/audio/speech"),
 }
 DEV = {
     ("POST", "/test-skill"),
@@ -52,7 +63,7 @@ def operations(app: FastAPI) -> set[tuple[str, str]]:
 
 
 def admin_operations(app: FastAPI) -> list[tuple[str, str]]:
-    return sorted(operations(app) - PUBLIC)
+    return sorted(operations(app) - PUBLIC - KEYED)
 
 
 def concrete(path: str) -> str:
@@ -63,7 +74,7 @@ def concrete(path: str) -> str:
 
 def test_only_a_short_list_of_endpoints_is_public(app: FastAPI) -> None:
     admin = admin_operations(app)
-    assert PUBLIC <= operations(app)
+    assert PUBLIC <= operations(app) and KEYED <= operations(app)
     assert all(path.startswith(("/admin", "/api/knowledge", "/user/conversation")) for _, path in admin), admin
     assert len(admin) >= 13
 
@@ -76,6 +87,17 @@ async def test_admin_endpoints_refuse_requests_without_the_token(app: FastAPI, h
             assert response.status_code == 401, (method, path, response.status_code)
             assert response.headers["www-authenticate"] == "Bearer"
             assert response.json() == {"detail": "admin token missing or invalid", "code": "unauthorized"}
+    await app.state.db.dispose()
+
+
+@pytest.mark.parametrize("headers", [*BAD_CREDENTIALS, {"Authorization": f"Bearer {ADMIN_TOKEN}"}])
+async def test_chat_api_endpoints_refuse_requests_without_an_api_key(app: FastAPI, headers: dict[str, str | bytes]) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        for method, path in sorted(KEYED):
+            response = await client.request(method, concrete(path), headers=headers, json={})
+            assert response.status_code == 401, (method, path, response.status_code)
+            assert response.headers["www-authenticate"] == "Bearer"
+            assert response.json()["error"]["code"] == "invalid_api_key", (method, path)
     await app.state.db.dispose()
 
 
