@@ -1,6 +1,8 @@
 """The chat API's parts without a server: the rate limit, the streamed LLM call, OpenAI's error shape."""
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -10,8 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from app.api.openai_errors import _invalid
 from app.services.chat.errors import BudgetExceeded, InvalidApiKey, RateLimited, error_body
 from app.services.chat.ratelimit import RateLimiter
+from app.services.chat.streaming import ChatStream
 from app.services.errors import PermanentError, RetryableError
 from app.services.llm import LLMClient
+from app.services.pipeline import Answer, AnswerStream
 from tests.conftest import make_settings
 from tests.unit.test_llm import MESSAGES, OPENAI_URL, error
 
@@ -115,3 +119,81 @@ async def test_a_broken_stream_is_retryable(llm: LLMClient) -> None:
         stream = await llm.open_stream(MESSAGES, timeout=5)
         with pytest.raises(RetryableError):
             _ = [p async for p in stream.pieces()]
+
+
+class _Pieces(AnswerStream):
+    """An answer stream from a script: text pieces, a pause (float seconds) or an error to raise."""
+
+    def __init__(self, *script: object) -> None:
+        self.script = script
+        self.sent: list[str] = []
+        self.cancelled = False
+
+    async def pieces(self) -> AsyncIterator[str]:
+        try:
+            for step in self.script:
+                if isinstance(step, Exception):
+                    raise step
+                if isinstance(step, float):
+                    await asyncio.sleep(step)
+                    continue
+                self.sent.append(str(step))
+                yield str(step)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+
+    def answer(self) -> Answer:
+        return Answer(text="".join(self.sent), input_tokens=5, output_tokens=len(self.sent))
+
+
+def _stream(pieces: _Pieces, stored: list[Answer], **options: object) -> ChatStream:
+    async def finish(answer: Answer) -> None:
+        stored.append(answer)
+
+    settings = {"model": "bot", "include_usage": True, "keepalive": 5.0, "timeout": 5.0, **options}
+    return ChatStream(pieces, finish=finish, **settings)  # type: ignore[arg-type]
+
+
+async def test_a_stream_ends_with_finish_usage_and_done_and_is_stored_once() -> None:
+    stored: list[Answer] = []
+    stream = _stream(_Pieces("안녕", "하세요"), stored)
+    events = [e async for e in stream.events()]
+    await stream.close()  # the response's background close: nothing more to do
+    data = [json.loads(e[6:]) for e in events[:-1]]
+    assert data[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert [d["choices"][0]["delta"].get("content") for d in data[1:3]] == ["안녕", "하세요"]
+    assert data[3]["choices"][0]["finish_reason"] == "stop"
+    assert data[4]["choices"] == [] and data[4]["usage"] == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+    assert events[-1] == b"data: [DONE]\n\n"
+    assert [a.text for a in stored] == ["안녕하세요"]
+
+
+async def test_an_upstream_failure_mid_stream_is_an_error_event_and_the_partial_answer_is_stored() -> None:
+    stored: list[Answer] = []
+    stream = _stream(_Pieces("안녕", RetryableError("LLM stream broke off")), stored)
+    events = [e async for e in stream.events()]
+    error = json.loads(events[-1][6:])
+    assert error["error"]["type"] == "server_error" and error["error"]["code"] == "upstream_unavailable"
+    assert b"[DONE]" not in b"".join(events)
+    assert [a.text for a in stored] == ["안녕"]
+
+
+async def test_closing_a_stream_early_cancels_the_model_and_stores_what_was_written() -> None:
+    stored: list[Answer] = []
+    pieces = _Pieces("첫", 30.0, "둘")
+    stream = _stream(pieces, stored)
+    events = stream.events()
+    assert b'"role":"assistant"' in await anext(events)
+    assert b'"content":"\xec\xb2\xab"' in await anext(events)  # "첫"
+    await events.aclose()  # the client left
+    assert pieces.cancelled and [a.text for a in stored] == ["첫"]
+    await stream.close()
+    assert len(stored) == 1
+
+
+async def test_a_silent_model_gets_keep_alive_comments() -> None:
+    stored: list[Answer] = []
+    stream = _stream(_Pieces(0.3, "끝"), stored, keepalive=0.05)
+    events = [e async for e in stream.events()]
+    assert b": keep-alive\n\n" in events and events.index(b": keep-alive\n\n") == 1
