@@ -71,11 +71,12 @@ class ChatService:
         call = await self._start(key, request)
         try:
             answer = await self.pipeline.answer_question(call.question, timeout=self.settings.chat_timeout_seconds)
+            await self._store(call, answer)
         except TimeoutError as exc:
             raise RetryableError("the answer took too long") from exc
         finally:
+            # After the store: the stored prompt log takes over from the reservation without a gap.
             self.budget.settle(call.reservation)
-        await self._store(call, answer)
         return fmt.completion(id=fmt.completion_id(), model=call.model, answer=answer)
 
     async def open_stream(self, key: KeyRef, request: ChatCompletionRequest) -> ChatStream:
@@ -92,8 +93,10 @@ class ChatService:
             raise
 
         async def finish(answer: Answer) -> None:
-            self.budget.settle(call.reservation)
-            await self._store(call, answer)
+            try:
+                await self._store(call, answer)
+            finally:
+                self.budget.settle(call.reservation)
 
         return ChatStream(
             stream,
