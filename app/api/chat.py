@@ -8,9 +8,9 @@ from starlette.background import BackgroundTask
 
 from app.api.deps import ApiKeyDep, ChatServiceDep
 from app.api.openai_errors import OPENAI_ERRORS, OpenAIRoute, openai_responses
+from app.services.chat.keys import KeyRef
 from app.services.chat.schemas import ChatCompletionRequest
 from app.services.chat.service import ChatService
-from app.services.chat.keys import KeyRef
 
 router = APIRouter(tags=["chat API (OpenAI-compatible)"], route_class=OpenAIRoute, responses=OPENAI_ERRORS)
 _NOT_FOUND = openai_responses(404)

@@ -1,6 +1,6 @@
 """Request bodies of the chat API, as OpenAI's API has them (fields this server does not use are ignored)."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 MAX_END_USER = 56
 MAX_MESSAGES = 200
 MAX_CONTENT = 32_000
+MAX_PARTS = 100
 
 
 class TextPart(BaseModel):
@@ -21,7 +22,7 @@ class ChatMessageIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart] = Field(max_length=MAX_CONTENT)
+    content: Annotated[str, Field(max_length=MAX_CONTENT)] | Annotated[list[TextPart], Field(max_length=MAX_PARTS)]
     name: str | None = None
 
     @property

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
+
 from app.config import Settings
 from app.db import Database
 from app.models import utcnow
