@@ -38,6 +38,9 @@ async def test_keys_are_shown_once_stored_hashed_and_revoked_at_once(database_ur
 
         client = env.client(secret)
         assert [m.id for m in (await client.models.list()).data] == [BOT]
+        assert (await client.models.retrieve(BOT)).owned_by == "kakao-ai-skill-server"
+        with pytest.raises(openai.NotFoundError):
+            await client.models.retrieve("gpt-4o")
         assert (await env.admin.delete(f"/admin/api-keys/{created['id']}")).status_code == 204
         with pytest.raises(openai.AuthenticationError) as caught:
             await client.models.list()
