@@ -196,7 +196,7 @@ class FakeServices:
     async def _speech(self, path: str, raw: bytes, send: Send) -> None:
         self.speech_requests.append((path, raw))
         if path.endswith("/transcriptions"):
-            return await _reply(send, 200, {"text": FAKE_TRANSCRIPT})
+            return await _reply(send, 200, {"text": FAKE_TRANSCRIPT, "usage": {"type": "duration", "seconds": 3}})
         text = json.loads(raw)["input"].encode()
         audio = FAKE_AUDIO + text
         head = [(b"content-type", b"audio/mpeg"), (b"content-length", str(len(audio)).encode())]

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Annotated, Any
 
+import httpx
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, BeforeValidator, Field
@@ -22,6 +23,7 @@ from app.services.knowledge import KnowledgeBase
 from app.services.pipeline import AnswerPipeline, build_pipeline
 from app.services.response_cache import ResponseCache
 from app.services.skill import SkillService
+from app.services.usage import UsageService
 
 
 class ErrorDetail(BaseModel):
@@ -130,17 +132,21 @@ ResponseCacheDep = Annotated[ResponseCache | None, Depends(get_response_cache)]
 
 async def get_chat_service(request: Request) -> ChatService:
     """The process's chat API service (rate limits and budget reservations live in it), created on first use."""
-    chat = getattr(request.app.state, "chat", None)
+    state = request.app.state
+    chat = getattr(state, "chat", None)
     if chat is None:
         pipeline = await get_pipeline(request)
-        chat = request.app.state.chat = ChatService(request.app.state.settings, request.app.state.db, pipeline)
+        # Its own client for the usage alerts' webhook, closed at shutdown.
+        http = httpx.AsyncClient(timeout=10.0)
+        state.closing.push_async_callback(http.aclose)
+        chat = state.chat = ChatService(state.settings, state.db, pipeline, UsageService(state.settings, state.db, http))
     return chat
 
 
 async def get_speech(request: Request) -> SpeechService:
     speech = getattr(request.app.state, "speech", None)
     if speech is None:
-        speech = request.app.state.speech = SpeechService(request.app.state.settings, request.app.state.db.sessions)
+        speech = request.app.state.speech = SpeechService(request.app.state.settings, request.app.state.db.engine)
         request.app.state.closing.push_async_callback(speech.aclose)
     return speech
 

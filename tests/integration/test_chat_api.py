@@ -10,7 +10,7 @@ import openai
 import pytest
 from sqlalchemy import select
 
-from app.models import ApiKey, AppUser, EventLog, Message, PromptLog
+from app.models import ApiKey, AppUser, Message, PromptLog, UsageCounter, UsageRecord
 from app.services.pipeline import OFFLINE_MODEL
 from tests.chat_helpers import BOT, chat_env
 from tests.fake_services import FAKE_AUDIO, FAKE_MODEL, FAKE_TRANSCRIPT, FakeServices, LLMFaults, answer_for
@@ -87,6 +87,9 @@ async def test_completion_uses_the_template_the_clients_history_and_capped_sampl
         ]
         [log] = await _rows(env, PromptLog)
         assert (log.input_tokens, log.output_tokens, log.model) == (50, 20, FAKE_MODEL)
+        [usage] = await _rows(env, UsageRecord)
+        assert (usage.kind, usage.api_key_id, usage.user_id, usage.message_id) == ("chat", str(key["id"]), user.id, log.msg_id)
+        assert (usage.input_tokens, usage.output_tokens, usage.model) == (50, 20, FAKE_MODEL)
 
         # The seed's paths are the same handlers.
         seed = env.client(key["key"], prefix="/api")
@@ -115,6 +118,8 @@ async def test_streaming_sends_chunks_then_usage_and_records_the_usage(database_
         assert env.fakes.llm_requests[0]["stream_options"] == {"include_usage": True}
         [log] = await _rows(env, PromptLog)
         assert (log.input_tokens, log.output_tokens) == (50, words)
+        [usage] = await _rows(env, UsageRecord)
+        assert (usage.kind, usage.input_tokens, usage.output_tokens) == ("chat", 50, words)  # a streamed call counted
 
         # Without include_usage: no usage chunk, but upstream is still asked for it and it is still recorded.
         plain = await client.chat.completions.create(model=BOT, messages=[{"role": "user", "content": "네"}], stream=True)
@@ -196,7 +201,9 @@ async def test_an_upstream_failure_is_an_openai_server_error_and_stores_nothing(
                 )
             assert failed.value.status_code == 503 and failed.value.code == "upstream_unavailable"
         assert len(fakes.llm_requests) == 2 and await _rows(env, Message) == []
-        assert env.app.state.chat.budget._in_flight == {}  # both reservations released
+        assert await _rows(env, UsageRecord) == []
+        counters = await _rows(env, UsageCounter)
+        assert {c.scope for c in counters} == {"api_key", "bot"} and all(c.reserved_tokens == 0 for c in counters)
 
 
 async def test_a_spent_monthly_budget_is_a_429_and_no_upstream_call(database_url: str, tmp_path: Path) -> None:
@@ -210,9 +217,22 @@ async def test_a_spent_monthly_budget_is_a_429_and_no_upstream_call(database_url
         assert spent.value.code == "insufficient_quota" and spent.value.type == "insufficient_quota"
         assert spent.value.response.headers["x-should-retry"] == "false"
         assert len(env.fakes.llm_requests) == 1
+        assert [(u.api_key_id, u.total_tokens) for u in await _rows(env, UsageRecord)] == [(str(key["id"]), 70)]
         # Another key of the same bot has its own budget.
         other = await env.new_key(monthly_token_limit=60)
         await env.client(other["key"]).chat.completions.create(model=BOT, messages=ask)  # type: ignore[arg-type]
+        counter = next(c for c in await _rows(env, UsageCounter) if (c.scope, c.holder_id) == ("api_key", str(key["id"])))
+        assert (counter.used_tokens, counter.reserved_tokens) == (70, 0)
+
+
+async def test_the_bots_monthly_budget_also_holds_for_its_keys(database_url: str, tmp_path: Path) -> None:
+    async with chat_env(database_url, tmp_path, bot_monthly_token_limit=60) as env:
+        client = env.client((await env.new_key())["key"])
+        ask = [{"role": "user", "content": "안녕"}]
+        await client.chat.completions.create(model=BOT, messages=ask)  # type: ignore[arg-type]
+        with pytest.raises(openai.RateLimitError) as spent:
+            await client.chat.completions.create(model=BOT, messages=ask, stream=True)  # type: ignore[arg-type]
+        assert spent.value.code == "insufficient_quota" and "bot's monthly token limit" in spent.value.message
 
 
 async def test_offline_answers_from_the_knowledge_base_streamed_as_chunks(database_url: str, tmp_path: Path) -> None:
@@ -235,6 +255,7 @@ async def test_offline_answers_from_the_knowledge_base_streamed_as_chunks(databa
         assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 0
         [log] = await _rows(env, PromptLog)
         assert log.model == OFFLINE_MODEL and '"title": "FAQ"' in (log.sources or "")
+        assert await _rows(env, UsageRecord) == []  # no model call, nothing to count
 
 
 async def test_a_client_that_leaves_cancels_the_upstream_call(database_url: str, tmp_path: Path) -> None:
@@ -263,6 +284,13 @@ async def test_a_client_that_leaves_cancels_the_upstream_call(database_url: str,
         assert answer and full.startswith(answer) and len(answer) < len(full)
         [log] = await _rows(env, PromptLog)
         assert log.input_tokens > 0 and log.output_tokens > 0  # estimated: upstream never sent its usage
+
+        async def counted() -> bool:
+            return len(await _rows(env, UsageRecord)) == 1
+
+        await eventually(counted, timeout=10)
+        [usage] = await _rows(env, UsageRecord)
+        assert (usage.input_tokens, usage.output_tokens) == (log.input_tokens, log.output_tokens)
 
 
 async def test_twenty_parallel_streams_each_get_their_own_answer(database_url: str, tmp_path: Path) -> None:
@@ -312,8 +340,11 @@ async def test_speech_is_forwarded_with_the_configured_models(database_url: str,
             await client.audio.speech.create(model="other", input="안녕", voice="alloy")
         with pytest.raises(openai.AuthenticationError):
             await env.client("kb-wrong").audio.speech.create(model=BOT, input="안녕", voice="alloy")
-        used = [e for e in await _rows(env, EventLog) if e.event_type == "speech_used"]
-        assert len(used) == 2 and all(f'"api_key_id": {key["id"]}' in (e.detail or "") for e in used)
+        used = sorted(await _rows(env, UsageRecord), key=lambda r: r.model)
+        assert [(r.kind, r.model, r.input_tokens, r.api_key_id) for r in used] == [
+            ("audio", "tts-1", len("안녕하세요"), str(key["id"])),  # characters spoken
+            ("audio", "whisper-1", 3, str(key["id"])),  # seconds heard, as the server reported them
+        ]
         assert len(env.fakes.speech_requests) == 2
 
     async with chat_env(database_url, tmp_path, offline=True) as env:

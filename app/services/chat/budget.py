@@ -1,71 +1,56 @@
-"""A key's monthly token limit: reserved before the model is called, settled once the answer is stored."""
+"""The chat API's budgets through the usage service: the key's month and its bot's, reserved before the model is
+called, settled with the model's usage after (app/services/usage)."""
 
-from dataclasses import dataclass
-from datetime import datetime
-from zoneinfo import ZoneInfo
+from loguru import logger
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from app.models import AppUser, Message, PromptLog, utcnow
+from app.config import Settings
+from app.models import utcnow
 from app.services.chat.errors import BudgetExceeded
-from app.services.chat.exchanges import key_users_pattern
 from app.services.chat.keys import KeyRef
-
-# Months are counted as the customers' calendar has them.
-_SEOUL = ZoneInfo("Asia/Seoul")
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    key_id: int
-    tokens: int
+from app.services.pipeline import OFFLINE_MODEL, Answer
+from app.services.usage import Holder, Kind, ModelCall, Reservation, Scope, UsageService
 
 
-class KeyBudget:
-    """Tokens a key used this month (its answers' prompt logs) plus the calls it has in flight here.
+class ChatBudget:
+    """An API key is one more budget holder (`monthly_token_limit`, 0 = none), next to its bot's budget."""
 
-    A call is refused when what is used and in flight, plus the call's own prompt, passes the limit; the answer
-    itself may go over by at most its `max_tokens`.
-    """
+    def __init__(self, settings: Settings, usage: UsageService) -> None:
+        self.settings = settings
+        self.usage = usage
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-        self._in_flight: dict[int, int] = {}
+    def holders(self, key: KeyRef) -> list[Holder]:
+        return [
+            Holder(Scope.API_KEY, str(key.id), key.monthly_token_limit or 0),
+            Holder(Scope.BOT, key.bot_id, self.settings.bot_monthly_token_limit),
+        ]
 
-    async def reserve(self, key: KeyRef, prompt_tokens: int) -> Reservation:
-        if key.monthly_token_limit is None:
-            return Reservation(key.id, 0)
-        used = await self.used_this_month(key)
-        pending = self._in_flight.get(key.id, 0)
-        if used + pending + prompt_tokens > key.monthly_token_limit:
+    async def reserve(self, key: KeyRef, tokens: int) -> Reservation:
+        """Hold `tokens` on the key's and the bot's months (one statement), or refuse with a 429."""
+        reservation = await self.usage.reserve(self.holders(key), tokens=tokens, now=utcnow(), bot_id=key.bot_id)
+        refused = reservation.refused
+        if refused is not None:
+            whose = "This API key's" if refused.scope == Scope.API_KEY else "The bot's"
             raise BudgetExceeded(
-                f"This API key's monthly token limit ({key.monthly_token_limit}) is used up "
-                f"({used} used this month)."
+                f"{whose} monthly token limit ({refused.token_limit}) is used up ({refused.used_tokens} used this "
+                "month)."
             )
-        self._in_flight[key.id] = pending + prompt_tokens
-        return Reservation(key.id, prompt_tokens)
+        return reservation
 
-    def settle(self, reservation: Reservation) -> None:
-        """Release the reservation: the stored prompt log now counts the call's real tokens."""
-        if reservation.tokens:
-            left = self._in_flight.get(reservation.key_id, 0) - reservation.tokens
-            if left > 0:
-                self._in_flight[reservation.key_id] = left
-            else:
-                self._in_flight.pop(reservation.key_id, None)
+    async def settle(
+        self, reservation: Reservation, key: KeyRef, answer: Answer | None, *, user_id: int | None = None,
+        message_id: int | None = None,
+    ) -> None:
+        """Record the answer's model call and turn the reservation into it; no answer gives the reservation back.
 
-    async def used_this_month(self, key: KeyRef, *, now: datetime | None = None) -> int:
-        month_start = (now or utcnow()).astimezone(_SEOUL).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        log, msg, user = PromptLog.__table__, Message.__table__, AppUser.__table__
-        async with self._sessions() as session:
-            used = await session.scalar(
-                select(func.coalesce(func.sum(log.c.input_tokens + log.c.output_tokens), 0))
-                .select_from(log.join(msg, msg.c.id == log.c.msg_id).join(user, user.c.id == msg.c.user_id))
-                .where(
-                    user.c.bot_id == key.bot_id,
-                    user.c.kakao_user_id.like(key_users_pattern(key.id)),
-                    log.c.created_at >= month_start,
-                )
+        Never raises: the client has (or will get) its answer; a lost record is logged.
+        """
+        calls = [] if answer is None or answer.model == OFFLINE_MODEL else [
+            ModelCall(Kind.CHAT, answer.model or "", answer.input_tokens, answer.output_tokens, answer.latency_ms)
+        ]
+        try:
+            await self.usage.settle(
+                reservation, calls, now=utcnow(), bot_id=key.bot_id, user_id=user_id, api_key_id=str(key.id),
+                message_id=message_id, answered=answer is not None,
             )
-        return int(used or 0)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            logger.error("Usage of a chat answer for key {} not recorded: {}", key.id, type(exc).__name__)

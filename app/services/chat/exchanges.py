@@ -19,11 +19,6 @@ def api_user_id(key_id: int, end_user: str | None) -> str:
     return f"api:{key_id}:{end_user or ''}"
 
 
-def key_users_pattern(key_id: int) -> str:
-    """A LIKE pattern matching every user of one key."""
-    return f"api:{key_id}:%"
-
-
 async def store_exchange(
     session: AsyncSession,
     *,
@@ -33,8 +28,10 @@ async def store_exchange(
     answer: Answer,
     now: datetime,
     session_timeout_minutes: int,
-) -> int:
-    """Store the question, the answer and its prompt log in the end user's current conversation; the answer's id."""
+) -> tuple[int, int]:
+    """Store the question, the answer and its prompt log in the end user's current conversation.
+
+    Returns the user's id and the answer's message id (what its usage row refers to)."""
     user = await touch_user(session, bot_id=key.bot_id, kakao_user_id=api_user_id(key.id, end_user), now=now)
     conversation_id = await current_conversation(
         session, user_id=user.id, bot_id=key.bot_id, now=now, timeout_minutes=session_timeout_minutes
@@ -58,4 +55,4 @@ async def store_exchange(
             created_at=now,
         )
     )
-    return message_id
+    return user.id, message_id

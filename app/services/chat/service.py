@@ -17,7 +17,7 @@ from app.db import Database
 from app.models import utcnow
 from app.services import memory, prompts
 from app.services.chat import openai_format as fmt
-from app.services.chat.budget import KeyBudget, Reservation
+from app.services.chat.budget import ChatBudget
 from app.services.chat.errors import InvalidRequest, ModelNotFound
 from app.services.chat.exchanges import store_exchange
 from app.services.chat.keys import KeyRef
@@ -29,6 +29,7 @@ from app.services.knowledge.documents import has_documents
 from app.services.llm import ChatMessage
 from app.services.pipeline import Answer, AnswerPipeline, Question
 from app.services.tokens import count_messages
+from app.services.usage import Reservation, UsageService
 from app.services.users import ANONYMOUS
 
 
@@ -44,14 +45,14 @@ class _Call:
 
 
 class ChatService:
-    """One per process: the rate limiter and the budget's in-flight reservations live here."""
+    """One per process: the rate limiter lives here; budgets and usage go through the usage service."""
 
-    def __init__(self, settings: Settings, db: Database, pipeline: AnswerPipeline) -> None:
+    def __init__(self, settings: Settings, db: Database, pipeline: AnswerPipeline, usage: UsageService) -> None:
         self.settings = settings
         self.sessions = db.sessions
         self.pipeline = pipeline
         self.limiter = RateLimiter(settings.chat_rate_limit_per_minute)
-        self.budget = KeyBudget(db.sessions)
+        self.budget = ChatBudget(settings, usage)
         # SQLite takes one writer at a time: queued here, hundreds of streams ending together are stored in turn
         # instead of timing out in SQLite's busy wait (seen at 300 streams cut off at once).
         self._store_turn: asyncio.Lock | contextlib.nullcontext[None] = (
@@ -72,12 +73,13 @@ class ChatService:
         call = await self._start(key, request)
         try:
             answer = await self.pipeline.answer_question(call.question, timeout=self.settings.chat_timeout_seconds)
-            await self._store(call, answer)
         except TimeoutError as exc:
+            await self.budget.settle(call.reservation, key, None)
             raise RetryableError("the answer took too long") from exc
-        finally:
-            # After the store: the stored prompt log takes over from the reservation without a gap.
-            self.budget.settle(call.reservation)
+        except BaseException:
+            await self.budget.settle(call.reservation, key, None)
+            raise
+        await self._finish(call, answer)
         return fmt.completion(id=fmt.completion_id(), model=call.model, answer=answer)
 
     async def open_stream(self, key: KeyRef, request: ChatCompletionRequest) -> ChatStream:
@@ -87,25 +89,18 @@ class ChatService:
         try:
             stream = await self.pipeline.open_stream(call.question, timeout=self.settings.chat_timeout_seconds)
         except TimeoutError as exc:
-            self.budget.settle(call.reservation)
+            await self.budget.settle(call.reservation, key, None)
             raise RetryableError("the answer took too long") from exc
         except BaseException:
-            self.budget.settle(call.reservation)
+            await self.budget.settle(call.reservation, key, None)
             raise
-
-        async def finish(answer: Answer) -> None:
-            try:
-                await self._store(call, answer)
-            finally:
-                self.budget.settle(call.reservation)
-
         return ChatStream(
             stream,
             model=call.model,
             include_usage=bool(request.stream_options and request.stream_options.include_usage),
             keepalive=self.settings.chat_keepalive_seconds,
             timeout=self.settings.chat_timeout_seconds - (time.monotonic() - started),
-            finish=finish,
+            finish=lambda answer: self._finish(call, answer),
         )
 
     async def _start(self, key: KeyRef, request: ChatCompletionRequest) -> _Call:
@@ -144,17 +139,23 @@ class ChatService:
             return ChatMessage(role="system", content=text)
         return ChatMessage(role=role, content=text)  # type: ignore[arg-type]
 
-    async def _store(self, call: _Call, answer: Answer) -> None:
-        async with self._store_turn, self.sessions.begin() as session:
-            await store_exchange(
-                session,
-                key=call.key,
-                end_user=call.end_user,
-                question=call.question.turn.utterance,
-                answer=answer,
-                now=utcnow(),
-                session_timeout_minutes=self.settings.session_timeout_minutes,
-            )
+    async def _finish(self, call: _Call, answer: Answer) -> None:
+        """Store the exchange, then settle its reservation to the answer's usage (a stored exchange or none)."""
+        try:
+            async with self._store_turn, self.sessions.begin() as session:
+                user_id, message_id = await store_exchange(
+                    session,
+                    key=call.key,
+                    end_user=call.end_user,
+                    question=call.question.turn.utterance,
+                    answer=answer,
+                    now=utcnow(),
+                    session_timeout_minutes=self.settings.session_timeout_minutes,
+                )
+        except BaseException:
+            await self.budget.settle(call.reservation, call.key, answer)
+            raise
+        await self.budget.settle(call.reservation, call.key, answer, user_id=user_id, message_id=message_id)
         logger.debug("Chat answer for key {}: in={} out={}", call.key.id, answer.input_tokens, answer.output_tokens)
 
 

@@ -1,19 +1,21 @@
 """Speech for chat API keys: transcription and synthesis forwarded to the OPENAI_BASE_URL server."""
 
+from typing import Any
+from zoneinfo import ZoneInfo
+
 import httpx
 import openai
 from loguru import logger
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.errors import ServiceUnavailable
-from app.services import events
+from app.models import utcnow
 from app.services.chat.errors import ModelNotFound
 from app.services.chat.keys import KeyRef
 from app.services.chat.schemas import SpeechRequest
 from app.services.llm import classify
-
-SPEECH_USED = "speech_used"
+from app.services.usage import Kind, ModelCall, local_day, record_calls
 MEDIA_TYPES = {
     "mp3": "audio/mpeg",
     "opus": "audio/ogg",
@@ -25,11 +27,15 @@ MEDIA_TYPES = {
 
 
 class SpeechService:
-    """One `AsyncOpenAI` per process, built on first use; each call is recorded in `eventlog`."""
+    """One `AsyncOpenAI` per process, built on first use; each call is a usage row (kind `audio`, the key's).
 
-    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
+    Audio is billed in its own units (seconds heard, characters spoken), so it is recorded but charged to no
+    token budget.
+    """
+
+    def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
         self.settings = settings
-        self.sessions = sessions
+        self.engine = engine
         self._client: openai.AsyncOpenAI | None = None
 
     def _openai(self) -> openai.AsyncOpenAI:
@@ -63,7 +69,7 @@ class SpeechService:
             )
         except openai.APIError as exc:
             raise classify(exc) from exc
-        await self._record(key, kind="transcription", model=upstream_model, size={"audio_bytes": len(data)})
+        await self._record(key, ModelCall(Kind.AUDIO, upstream_model, *_heard(result.usage)))
         return result.text
 
     async def speak(self, key: KeyRef, request: SpeechRequest) -> bytes:
@@ -79,7 +85,7 @@ class SpeechService:
             )
         except openai.APIError as exc:
             raise classify(exc) from exc
-        await self._record(key, kind="speech", model=upstream_model, size={"input_chars": len(request.input)})
+        await self._record(key, ModelCall(Kind.AUDIO, upstream_model, len(request.input), 0))
         return response.content
 
     @staticmethod
@@ -92,12 +98,20 @@ class SpeechService:
             )
         return configured
 
-    async def _record(self, key: KeyRef, *, kind: str, model: str, size: dict[str, int]) -> None:
+    async def _record(self, key: KeyRef, call: ModelCall) -> None:
+        now = utcnow()
         try:
-            async with self.sessions.begin() as session:
-                await events.record_event(
-                    session, SPEECH_USED, bot_id=key.bot_id, detail={"api_key_id": key.id, "kind": kind,
-                                                                      "model": model, **size}
-                )
-        except Exception:  # noqa: BLE001 - the caller has its audio; the record is secondary
-            logger.exception("Could not record a speech call")
+            async with self.engine.begin() as conn:
+                await record_calls(conn, [call], now=now, day=local_day(now, ZoneInfo(self.settings.usage_timezone)),
+                                   bot_id=key.bot_id, api_key_id=str(key.id))
+        except Exception as exc:  # noqa: BLE001 - the caller has its audio; the record is secondary
+            logger.error("Usage of a speech call for key {} not recorded: {}", key.id, type(exc).__name__)
+
+
+def _heard(usage: Any) -> tuple[int, int]:
+    """A transcription's billed units: seconds of audio (whisper), or tokens (newer models); 0 when not reported."""
+    if usage is None:
+        return 0, 0
+    if getattr(usage, "type", None) == "duration":
+        return round(usage.seconds), 0
+    return getattr(usage, "input_tokens", 0) or 0, getattr(usage, "output_tokens", 0) or 0
