@@ -53,9 +53,10 @@ class ChatService:
         self.pipeline = pipeline
         self.limiter = RateLimiter(settings.chat_rate_limit_per_minute)
         self.budget = ChatBudget(settings, usage)
-        # SQLite takes one writer at a time: queued here, hundreds of streams ending together are stored in turn
-        # instead of timing out in SQLite's busy wait (seen at 300 streams cut off at once).
-        self._store_turn: asyncio.Lock | contextlib.nullcontext[None] = (
+        # SQLite takes one writer at a time: queued here, the reservations and stored exchanges of hundreds of
+        # streams starting or ending together go in turn instead of timing out in SQLite's busy wait (seen at 300
+        # streams cut off at once, and at 1,000 starting at once).
+        self._writes: asyncio.Lock | contextlib.nullcontext[None] = (
             asyncio.Lock() if db.is_sqlite else contextlib.nullcontext()
         )
 
@@ -74,10 +75,10 @@ class ChatService:
         try:
             answer = await self.pipeline.answer_question(call.question, timeout=self.settings.chat_timeout_seconds)
         except TimeoutError as exc:
-            await self.budget.settle(call.reservation, key, None)
+            await self._settle(call, None)
             raise RetryableError("the answer took too long") from exc
         except BaseException:
-            await self.budget.settle(call.reservation, key, None)
+            await self._settle(call, None)
             raise
         await self._finish(call, answer)
         return fmt.completion(id=fmt.completion_id(), model=call.model, answer=answer)
@@ -89,10 +90,10 @@ class ChatService:
         try:
             stream = await self.pipeline.open_stream(call.question, timeout=self.settings.chat_timeout_seconds)
         except TimeoutError as exc:
-            await self.budget.settle(call.reservation, key, None)
+            await self._settle(call, None)
             raise RetryableError("the answer took too long") from exc
         except BaseException:
-            await self.budget.settle(call.reservation, key, None)
+            await self._settle(call, None)
             raise
         return ChatStream(
             stream,
@@ -113,7 +114,8 @@ class ChatService:
             # Read together, as the worker reads a task's question: one connection checkout, not two.
             template = await prompts.resolve_template(session, bot_id=key.bot_id, block_name=None)
             documents = await has_documents(session, key.bot_id)
-        reservation = await self.budget.reserve(key, count_messages([*history, last]))
+        async with self._writes:
+            reservation = await self.budget.reserve(key, count_messages([*history, last]))
         question = Question(
             bot_id=key.bot_id,
             block_name=None,
@@ -142,7 +144,7 @@ class ChatService:
     async def _finish(self, call: _Call, answer: Answer) -> None:
         """Store the exchange, then settle its reservation to the answer's usage (a stored exchange or none)."""
         try:
-            async with self._store_turn, self.sessions.begin() as session:
+            async with self._writes, self.sessions.begin() as session:
                 user_id, message_id = await store_exchange(
                     session,
                     key=call.key,
@@ -153,10 +155,16 @@ class ChatService:
                     session_timeout_minutes=self.settings.session_timeout_minutes,
                 )
         except BaseException:
-            await self.budget.settle(call.reservation, call.key, answer)
+            await self._settle(call, answer)
             raise
-        await self.budget.settle(call.reservation, call.key, answer, user_id=user_id, message_id=message_id)
+        await self._settle(call, answer, user_id=user_id, message_id=message_id)
         logger.debug("Chat answer for key {}: in={} out={}", call.key.id, answer.input_tokens, answer.output_tokens)
+
+    async def _settle(
+        self, call: _Call, answer: Answer | None, *, user_id: int | None = None, message_id: int | None = None
+    ) -> None:
+        async with self._writes:
+            await self.budget.settle(call.reservation, call.key, answer, user_id=user_id, message_id=message_id)
 
 
 def check_model(key: KeyRef, model_id: str) -> None:
