@@ -352,3 +352,32 @@ async def test_speech_is_forwarded_with_the_configured_models(database_url: str,
         with pytest.raises(openai.InternalServerError) as unavailable:
             await env.client(key["key"]).audio.speech.create(model=BOT, input="안녕", voice="alloy")
         assert unavailable.value.status_code == 503 and unavailable.value.code == "speech_unavailable"
+
+
+async def test_the_response_cache_answers_repeated_questions_whole_or_streamed(database_url: str, tmp_path: Path) -> None:
+    async with chat_env(database_url, tmp_path) as env:
+        client = env.client((await env.new_key())["key"])
+        ask = [{"role": "user", "content": "배송비 얼마예요?"}]
+
+        async def streamed(**options: object) -> tuple[str, int]:
+            stream = await client.chat.completions.create(model=BOT, messages=ask, stream=True, **options)  # type: ignore[call-overload]
+            pieces = [c.choices[0].delta.content async for c in stream if c.choices and c.choices[0].delta.content]
+            return "".join(pieces), len(pieces)
+
+        first, _ = await streamed()  # read to its end: cached
+        again = await client.chat.completions.create(model=BOT, messages=ask)  # type: ignore[arg-type]
+        assert again.choices[0].message.content == first == answer_for("배송비 얼마예요?")
+        assert again.usage is not None and again.usage.total_tokens == 0
+        text, pieces = await streamed()  # a hit, handed out word by word
+        assert text == first and pieces > 3
+        assert len(env.fakes.llm_requests) == 1
+        await streamed(temperature=0.9)  # other sampling, another answer
+        assert len(env.fakes.llm_requests) == 2
+
+        records = sorted(await _rows(env, UsageRecord), key=lambda r: r.id or 0)
+        assert [(r.kind, r.cache_hit, r.total_tokens > 0) for r in records] == [
+            ("chat", False, True), ("chat", True, False), ("chat", True, False), ("chat", False, True)
+        ]
+        logs = sorted(await _rows(env, PromptLog), key=lambda log: log.msg_id)
+        assert [log.cache_hit for log in logs] == [False, True, True, False]
+        assert logs[0].cache_key == logs[1].cache_key != logs[3].cache_key

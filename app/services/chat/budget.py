@@ -45,7 +45,9 @@ class ChatBudget:
         Never raises: the client has (or will get) its answer; a lost record is logged.
         """
         calls = [] if answer is None or answer.model == OFFLINE_MODEL else [
-            ModelCall(Kind.CHAT, answer.model or "", answer.input_tokens, answer.output_tokens, answer.latency_ms)
+            # A response cache hit is a call of 0 tokens, marked as such.
+            ModelCall(Kind.CHAT, answer.model or "", answer.input_tokens, answer.output_tokens, answer.latency_ms,
+                      cache_hit=answer.cache_hit)
         ]
         try:
             await self.usage.settle(

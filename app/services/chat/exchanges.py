@@ -52,6 +52,8 @@ async def store_exchange(
             latency_ms=answer.latency_ms,
             finish_reason=answer.finish_reason,
             sources=answer.sources,
+            cache_key=answer.cache_key,
+            cache_hit=answer.cache_hit,
             created_at=now,
         )
     )
