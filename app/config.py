@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     debug: bool = False
     admin_token: str | None = None
+    console_session_ttl_seconds: int = Field(28_800, ge=60, le=30 * 86_400)
 
     # Kakao
     kakao_skill_secret: str | None = None

@@ -11,6 +11,7 @@ clients and logs read them); what a Kakao user reads is Korean and lives in app/
     │   └── InvalidDocument       422 invalid_document      (knowledge)
     ├── Unauthorized              401 unauthorized
     │   └── InvalidApiKey         401 invalid_api_key       (app/services/chat/errors.py, as all chat API errors)
+    ├── Forbidden                 403 forbidden             (code csrf_failed: the console's CSRF check)
     ├── NotFound                  404 not_found
     │   └── ModelNotFound         404 model_not_found
     ├── Conflict                  409 conflict
@@ -85,6 +86,13 @@ class Unauthorized(AppError):
 
     status = 401
     code = "unauthorized"
+
+
+class Forbidden(AppError):
+    """Authenticated, or not needing to be, but not allowed (a cross-site request, a missing CSRF token)."""
+
+    status = 403
+    code = "forbidden"
 
 
 class NotFound(AppError):

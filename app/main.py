@@ -12,6 +12,7 @@ from loguru import logger
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
+from app import console
 from app.api import admin_cache, admin_tasks, api_keys, audio, chat, dev, health, knowledge, metrics, prompts, skill, usage, user
 from app.api.errors import VALIDATION_CODE, app_error, http_error, invalid_value, validation_error
 from app.config import Settings, get_settings
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The chat API answers errors in OpenAI's shape (app/api/openai_errors.py), not {detail, code}.
     app.include_router(chat.router)
     app.include_router(audio.router)
+    console.install(app)
     if settings.debug:
         app.state.test_callbacks = OrderedDict()
         app.include_router(dev.router)

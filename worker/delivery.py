@@ -20,6 +20,7 @@ from app.kakao import (
 from app.models import CallbackKind, CallbackStatus, utcnow
 from app.queue import ClaimedTask, OrphanedCallback
 from app.services.callback_policy import callback_problem
+from app.services.simulator import SimulatorSink, sink_id
 from worker.store import QueueStore
 
 DELAY_APOLOGY = "답변을 준비하는 데 시간이 조금 더 걸리고 있어요. 잠시 후 아래 '답변 확인'을 눌러 주세요."
@@ -44,8 +45,17 @@ class Delivery:
     died is sent once more by another worker (`repeat_of`).
     """
 
-    def __init__(self, settings: Settings, store: QueueStore, http: httpx.AsyncClient, *, worker_id: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: QueueStore,
+        http: httpx.AsyncClient,
+        *,
+        worker_id: str,
+        sink: SimulatorSink | None = None,
+    ) -> None:
         self._settings = settings
+        self._sink = sink
         self._store = store
         self._http = http
         self._worker_id = worker_id
@@ -86,7 +96,7 @@ class Delivery:
                 return None  # already spent (or being spent) by someone else
             state = CallbackStatus.SENDING
             try:
-                result = await self._post(task, url, response)
+                result = await self._post(task, url, response, kind)
             except ValueError as exc:  # an unsendable body or URL: nothing left this host
                 logger.error("Task {}: callback not sendable: {}", task.id, exc)
                 return await self._settle(task, kind, CallbackStatus.SENDING, CallbackStatus.FAILED, str(exc))
@@ -121,8 +131,17 @@ class Delivery:
         return None  # unreachable: the last pause is None
 
     async def _post(
-        self, task: ClaimedTask | OrphanedCallback, url: str, response: SkillResponse | dict[str, Any]
+        self,
+        task: ClaimedTask | OrphanedCallback,
+        url: str,
+        response: SkillResponse | dict[str, Any],
+        kind: CallbackKind,
     ) -> CallbackResult:
+        if (sink := sink_id(url, self._settings)) is not None:
+            # The console simulator's URL: recorded in-process instead of POSTed (app/services/simulator.py).
+            if self._sink is None:
+                raise ValueError("simulator callback without a simulator sink")
+            return await self._sink.deliver(sink=sink, task_id=task.id, kind=kind, body=response)
         async with self._posting:
             remaining = (task.callback_deadline - utcnow()).total_seconds() if task.callback_deadline else 30.0
             if remaining <= 0:

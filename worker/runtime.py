@@ -15,6 +15,7 @@ from app.db import Database, pg_dsn
 from app.pg_listener import PgListener
 from app.queue import NOTIFY_CHANNEL, Wakeup
 from app.services.pipeline import AnswerPipeline
+from app.services.simulator import SimulatorSink
 from app.services.usage import UsageService
 from worker.delivery import CALLBACK_CONNECTIONS, CALLBACK_KEEPALIVE_SECONDS, Delivery
 from worker.estimate import AnswerTimeEstimate
@@ -77,7 +78,7 @@ class Worker:
             engine=db.engine,
             store=store,
             pipeline=pipeline,
-            delivery=Delivery(settings, store, self._http, worker_id=self.worker_id),
+            delivery=Delivery(settings, store, self._http, worker_id=self.worker_id, sink=SimulatorSink(db.sessions)),
             worker_id=self.worker_id,
             wakeup=self.wakeup,
             policy=RetryPolicy.from_settings(settings),

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import AIProcessingTask, TaskStatus
+from app.models import AIProcessingTask, AppUser, TaskStatus
 from app.queue.schemas import ClaimedTask, QueueStats
 
 _task = AIProcessingTask.__table__
@@ -20,12 +20,23 @@ async def get_task(session: AsyncSession, task_id: uuid.UUID) -> AIProcessingTas
 
 
 async def list_tasks(
-    session: AsyncSession, *, status: TaskStatus | None, limit: int, offset: int
+    session: AsyncSession,
+    *,
+    status: TaskStatus | None,
+    limit: int,
+    offset: int,
+    bot_id: str | None = None,
+    kakao_user_id: str | None = None,
 ) -> list[AIProcessingTask]:
-    """Tasks newest first, optionally of one status."""
+    """Tasks newest first, optionally of one status, one bot and one Kakao user."""
     stmt = select(AIProcessingTask).order_by(AIProcessingTask.created_at.desc()).limit(limit).offset(offset)
     if status is not None:
         stmt = stmt.where(AIProcessingTask.status == status)
+    if bot_id is not None:
+        stmt = stmt.where(AIProcessingTask.bot_id == bot_id)
+    if kakao_user_id is not None:
+        users = select(AppUser.id).where(AppUser.kakao_user_id == kakao_user_id)
+        stmt = stmt.where(AIProcessingTask.user_id.in_(users))
     return list((await session.execute(stmt)).scalars())
 
 

@@ -1,9 +1,11 @@
-"""Which callback URLs this deployment may POST to: the configured allow-list, plus the dev stand-in under DEBUG."""
+"""Which callback URLs this deployment may POST to: the configured allow-list, the console simulator's signed sink,
+plus the dev stand-in under DEBUG."""
 
 from urllib.parse import urlsplit
 
 from app.config import Settings
 from app.kakao import check_callback_url
+from app.services.simulator import sink_id
 
 # The Kakao stand-in of app/api/dev.py, mounted only with DEBUG=true.
 DEV_CALLBACK_PATH = "/test-callback"
@@ -23,7 +25,10 @@ def callback_problem(url: str, settings: Settings) -> str | None:
 
     With DEBUG=false only the allow-list (KAKAO_CALLBACK_ALLOWED_HOSTS, KAKAO_CALLBACK_ALLOW_HTTP) decides.
     With DEBUG=true the dev stand-in on a loopback host is also allowed, so the local walk-through needs no setup.
+    A sink URL minted by the console (signed, fresh) is always allowed: it is delivered in-process, never over HTTP.
     """
+    if sink_id(url, settings) is not None:
+        return None
     reason = check_callback_url(
         url, settings.kakao_callback_allowed_hosts, allow_http=settings.kakao_callback_allow_http
     )

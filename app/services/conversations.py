@@ -53,3 +53,26 @@ async def add_message(
             .returning(_msg.c.id)
         )
     ).scalar_one()
+
+
+async def recent_conversations(
+    session: AsyncSession, user_id: int, *, limit: int = 10
+) -> list[tuple[Conversation, list[Message]]]:
+    """The user's newest conversations, newest first, each with its messages in order."""
+    conversations = list(
+        await session.scalars(
+            select(Conversation)
+            .where(Conversation.user_id == user_id)
+            .order_by(Conversation.last_message_at.desc())
+            .limit(limit)
+        )
+    )
+    if not conversations:
+        return []
+    messages = await session.scalars(
+        select(Message).where(Message.conversation_id.in_([c.id for c in conversations])).order_by(Message.id)
+    )
+    by_conversation: dict[int, list[Message]] = {c.id: [] for c in conversations}  # type: ignore[misc]
+    for message in messages:
+        by_conversation[message.conversation_id].append(message)
+    return [(c, by_conversation[c.id]) for c in conversations]  # type: ignore[index]

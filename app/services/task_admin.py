@@ -1,12 +1,14 @@
-"""Admin actions on queue tasks: a failed task retried, with its event recorded."""
+"""Admin actions on queue tasks: a failed task retried (its event recorded), a task's full detail."""
 
 import uuid
+from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import queue
 from app.errors import Conflict, NotFound
-from app.models import AIProcessingTask, utcnow
+from app.models import AIProcessingTask, AppUser, Message, PromptLog, utcnow
 from app.services import events
 
 
@@ -23,3 +25,24 @@ async def retry_failed_task(session: AsyncSession, task_id: uuid.UUID) -> AIProc
         )
     async with session.begin():
         return await queue.get_task(session, task_id)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDetail:
+    """A task with what the admin needs to judge it: the question, the prompt log and the user."""
+
+    task: AIProcessingTask
+    question: str | None
+    prompt_log: PromptLog | None
+    user: AppUser | None
+
+
+async def task_detail(session: AsyncSession, task_id: uuid.UUID) -> TaskDetail:
+    """One task and its question, prompt log and user; NotFound when there is no such task."""
+    task = await queue.get_task(session, task_id)
+    if task is None:
+        raise NotFound("task not found")
+    question = await session.get(Message, task.message_id)
+    prompt_log = await session.scalar(select(PromptLog).where(PromptLog.task_id == task_id).limit(1))
+    user = await session.get(AppUser, task.user_id)
+    return TaskDetail(task, question.text if question else None, prompt_log, user)

@@ -66,3 +66,22 @@ async def set_name(session: AsyncSession, user: UserRef, *, bot_id: str, name: s
         detail={"old": user.name, "new": name, "source": source},
         now=now,
     )
+
+
+async def list_users(
+    session: AsyncSession, *, bot_id: str | None = None, search: str | None = None, limit: int = 50
+) -> list[AppUser]:
+    """Users most recently seen first, optionally of one bot and matching part of their Kakao id or name."""
+    query = select(AppUser).order_by(AppUser.last_seen_at.desc()).limit(limit)
+    if bot_id:
+        query = query.where(AppUser.bot_id == bot_id)
+    if search:
+        query = query.where(
+            AppUser.kakao_user_id.contains(search, autoescape=True)  # type: ignore[attr-defined]
+            | AppUser.name.contains(search, autoescape=True)  # type: ignore[union-attr]
+        )
+    return list(await session.scalars(query))
+
+
+async def get_user(session: AsyncSession, user_id: int) -> AppUser | None:
+    return await session.get(AppUser, user_id)

@@ -1,0 +1,69 @@
+"""Console sessions: a signed, expiring, HttpOnly cookie carrying a per-session CSRF token.
+
+Keys are derived from ADMIN_TOKEN, so changing the token ends every session. The session is stateless: logout
+removes the cookie from the browser; a copied cookie stays valid until it expires (CONSOLE_SESSION_TTL_SECONDS).
+"""
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from fastapi import Request, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from app.config import Settings
+
+COOKIE = "console_session"
+COOKIE_PATH = "/console"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """A logged-in console user; `csrf` must come back with every state-changing request."""
+
+    csrf: str
+
+
+def _serializer(settings: Settings) -> URLSafeTimedSerializer:
+    assert settings.admin_token
+    key = hmac.new(settings.admin_token.encode(), b"console-session", hashlib.sha256).hexdigest()
+    return URLSafeTimedSerializer(key, salt="console-session")
+
+
+def token_matches(settings: Settings, given: str) -> bool:
+    """Whether `given` is the admin token (constant time, any characters)."""
+    return bool(settings.admin_token) and hmac.compare_digest(given.encode(), settings.admin_token.encode())  # type: ignore[union-attr]
+
+
+def start(request: Request, response: Response, settings: Settings) -> None:
+    """Set a new session cookie on `response`."""
+    value = _serializer(settings).dumps({"csrf": secrets.token_urlsafe(32)})
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=settings.console_session_ttl_seconds,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+
+
+def read(request: Request, settings: Settings) -> ConsoleSession | None:
+    """The request's session, or None when there is none, it was tampered with, or it expired."""
+    value = request.cookies.get(COOKIE)
+    if not value or not settings.admin_token:
+        return None
+    try:
+        data = _serializer(settings).loads(value, max_age=settings.console_session_ttl_seconds)
+    except BadSignature:
+        return None
+    csrf = data.get("csrf") if isinstance(data, dict) else None
+    return ConsoleSession(csrf=csrf) if isinstance(csrf, str) else None
+
+
+def end(response: Response) -> None:
+    response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
