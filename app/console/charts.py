@@ -6,7 +6,7 @@ BAR = "#3b82f6"
 AXIS = "#94a3b8"
 
 
-def column_chart(points: list[tuple[str, float]], *, title: str, width: int = 640, height: int = 180) -> Markup:
+def column_chart(points: list[tuple[str, float]], *, title: str, width: int = 720, height: int = 160) -> Markup:
     """Vertical bars, one per (label, value); every few labels are written under the axis."""
     top, bottom, left = 16, 24, 32
     plot_h = height - top - bottom
@@ -35,10 +35,10 @@ def column_chart(points: list[tuple[str, float]], *, title: str, width: int = 64
 
 def bar_list(items: list[tuple[str, float]], *, title: str, colors: dict[str, str] | None = None) -> Markup:
     """Horizontal bars with their labels and values, for a handful of categories."""
-    width, row = 640, 26
+    width, row = 420, 26
     height = row * max(len(items), 1) + 8
     peak = max((v for _, v in items), default=0) or 1
-    left, right = 140, 60
+    left, right = 80, 50
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
