@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test migrate worker api bench-skill bench-queue chaos clean
+.PHONY: install run test migrate worker api bench-skill bench-queue chaos screenshots clean
 
 install: $(STAMP)
 
@@ -34,6 +34,10 @@ test: install
 # Every reliability scenario at full size (docs/reliability.md); `make test` runs them small.
 chaos: install
 	$(PY) -m bench.chaos
+
+# The console's screenshots in docs/console, taken by its browser tests (needs chromium).
+screenshots: install
+	CONSOLE_SCREENSHOTS=docs/console $(PY) -m pytest -q -p no:randomly tests/browser
 
 clean:
 	rm -rf $(VENV) .pytest_cache

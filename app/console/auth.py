@@ -19,7 +19,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_form(request: Request, next: str | None = None) -> Response:  # noqa: A002 - the usual name
+async def login_form(request: Request, next: str | None = None) -> Response:
     settings = request.app.state.settings
     if not settings.admin_token:
         raise ConsoleDisabled("ADMIN_TOKEN is not configured")
@@ -30,7 +30,7 @@ async def login_form(request: Request, next: str | None = None) -> Response:  # 
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(
-    request: Request, token: Annotated[str, Form(max_length=1000)], next: Annotated[str, Form(max_length=500)] = ""  # noqa: A002
+    request: Request, token: Annotated[str, Form(max_length=1000)], next: Annotated[str, Form(max_length=500)] = ""
 ) -> Response:
     settings = request.app.state.settings
     if not settings.admin_token:

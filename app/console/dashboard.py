@@ -33,7 +33,7 @@ def _percentiles(values: list[float]) -> Latency:
     if not values:
         return Latency(None, None)
     ordered = sorted(values)
-    pick = lambda q: ordered[min(int(q * len(ordered)), len(ordered) - 1)]  # noqa: E731
+    pick = lambda q: ordered[min(int(q * len(ordered)), len(ordered) - 1)]
     return Latency(pick(0.5), pick(0.95))
 
 

@@ -122,8 +122,8 @@ async def test_a_worker_without_the_sink_never_sends_a_sink_url_anywhere(
     app: FastAPI, client: httpx.AsyncClient, settings: Settings
 ) -> None:
     from app.kakao import text_reply
-    from app.queue import claim
     from app.models import CallbackKind, utcnow
+    from app.queue import claim
     from worker.delivery import Delivery
     from worker.store import QueueStore
 
