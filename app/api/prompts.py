@@ -15,7 +15,7 @@ router = APIRouter(
 )
 
 TemplateName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9가-힣 _.\-]*[A-Za-z0-9가-힣_.\-][A-Za-z0-9가-힣 _.\-]*$")
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=prompts.NAME_PATTERN)
 ]
 BotFilter = Annotated[str | None, Query(max_length=100, description='A Kakao bot id; "" is the all-bots set')]
 

@@ -85,7 +85,7 @@ async def check_csrf(request: Request, expected: str | None) -> None:
     if given is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
-        given = (await request.form()).get(CSRF_FIELD)  # type: ignore[assignment]
+        given = (await request.form(max_files=1, max_fields=20)).get(CSRF_FIELD)  # type: ignore[assignment]
     if not isinstance(given, str) or not hmac.compare_digest(given.encode(), expected.encode()):
         raise Forbidden("CSRF token missing or wrong", code="csrf_failed")
 

@@ -4,8 +4,9 @@ import uuid
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import UploadFile
 
 from app.api.deps import KnowledgeDep, SessionDep
 from app.console.deps import ConsoleDep, render
@@ -20,6 +21,8 @@ router = APIRouter(prefix="/console/knowledge", include_in_schema=False)
 BotField = Annotated[str, Form(min_length=1, max_length=100)]
 Filter = Annotated[str, Query(max_length=100)]
 Question = Annotated[str, Query(max_length=2000)]
+# Multipart framing and the form fields around the file.
+FORM_OVERHEAD = 64_000
 NOTICES = {"uploaded": "문서를 올렸어요.", "deleted": "문서를 삭제했어요."}
 
 
@@ -43,29 +46,36 @@ async def knowledge(
     return await _page(request, session, kb, bot=bot, q=q)
 
 
-@router.post("/upload", response_class=HTMLResponse)
-async def upload(
-    request: Request,
-    session: SessionDep,
-    kb: KnowledgeDep,
-    _: ConsoleDep,
-    bot_id: BotField,
-    file: UploadFile,
-    title: Annotated[str, Form(max_length=255)] = "",
-    category: Annotated[str, Form(max_length=100)] = "",
-) -> Response:
+async def upload_size_guard(request: Request) -> None:
+    """Refuse an upload whose declared size is over the limit before its body is read (and spooled)."""
     limit = request.app.state.settings.knowledge_max_upload_bytes
-    try:
-        data = await file.read(limit + 1)
-        if len(data) > limit:
-            raise DocumentTooLarge(f"the upload is too large; the limit is {limit / 1_000_000:.1f} MB")
-        parsed = parse_file(
-            data, file.filename or "", bot_id=bot_id.strip(), title=title.strip() or None,
-            category=category.strip() or None,
-        )
-        return await _ingested(session, kb, parsed)
-    except AppError as exc:
-        return await _refused(request, session, kb, bot_id, exc)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
+        raise DocumentTooLarge(_too_large(limit))
+
+
+# The form is read here, after the size guard and the session check, not by FastAPI before them.
+@router.post("/upload", response_class=HTMLResponse, dependencies=[Depends(upload_size_guard)])
+async def upload(request: Request, _: ConsoleDep, session: SessionDep, kb: KnowledgeDep) -> Response:
+    limit = request.app.state.settings.knowledge_max_upload_bytes
+    async with request.form(max_files=1, max_fields=10) as form:
+        bot_id = str(form.get("bot_id") or "").strip()
+        try:
+            file = form.get("file")
+            if not isinstance(file, UploadFile) or not file.filename:
+                raise InvalidDocument("choose a file to upload")
+            if not 1 <= len(bot_id) <= 100:
+                raise InvalidDocument("the bot id (1 to 100 characters) is required")
+            data = await file.read(limit + 1)
+            if len(data) > limit:
+                raise DocumentTooLarge(_too_large(limit))
+            parsed = parse_file(
+                data, file.filename, bot_id=bot_id, title=_field(form.get("title"), 255),
+                category=_field(form.get("category"), 100),
+            )
+            return await _ingested(session, kb, parsed)
+        except AppError as exc:
+            return await _refused(request, session, kb, bot_id[:100], exc)
 
 
 @router.post("/text", response_class=HTMLResponse)
@@ -110,3 +120,14 @@ async def _refused(
     return await _page(
         request, session, kb, bot=bot_id, status_code=exc.status, error=f"문서를 올리지 못했어요: {exc.message}"
     )
+
+
+def _field(value: object, max_length: int) -> str | None:
+    text = value.strip() if isinstance(value, str) else ""
+    if len(text) > max_length:
+        raise InvalidDocument(f"form fields hold at most {max_length} characters")
+    return text or None
+
+
+def _too_large(limit: int) -> str:
+    return f"the upload is too large; the limit is {limit / 1_000_000:.1f} MB"

@@ -1,6 +1,7 @@
 """프롬프트: versions per bot and name, a new version (placeholders checked), a diff between two, activate."""
 
 import difflib
+import re
 from itertools import groupby
 from typing import Annotated
 
@@ -55,8 +56,9 @@ async def create(
     description: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     form = {"bot_id": bot_id, "name": name, "system_prompt": system_prompt, "description": description}
-    if not name.strip() or not system_prompt.strip():
-        return await _page(request, session, form=form, error="이름과 프롬프트를 입력해 주세요.", status_code=422)
+    if not re.fullmatch(prompts.NAME_PATTERN, name.strip()) or not system_prompt.strip():
+        error = "이름(한글, 영문, 숫자, 공백, _ . -)과 프롬프트를 입력해 주세요."
+        return await _page(request, session, form=form, error=error, status_code=422)
     try:
         template = await prompts.create_version(
             session, name=name.strip(), system_prompt=system_prompt,

@@ -16,6 +16,8 @@ VARIABLES = ("user_name", "bot_name", "today", "summary", "context", "utterance"
 # What `validate_template` accepts, as a regular expression for the API schema: text, doubled braces, and
 # plain `{variable}` placeholders.
 TEMPLATE_PATTERN = r"^(?:[^{}]|\{\{|\}\}|\{(?:" + "|".join(VARIABLES) + r")\})*$"
+# A template name: a Kakao block name or `default`; letters, digits, Hangul, space, `_`, `.`, `-`.
+NAME_PATTERN = r"^[A-Za-z0-9가-힣 _.\-]*[A-Za-z0-9가-힣_.\-][A-Za-z0-9가-힣 _.\-]*$"
 DEFAULT_NAME = "default"
 ALL_BOTS = ""
 KST = ZoneInfo("Asia/Seoul")

@@ -4,6 +4,7 @@ Every test also checks (fixture `console`) that the page made no request to anot
 error. Screenshots of every page are kept (see conftest.py).
 """
 
+import json
 import re
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import ADMIN_TOKEN, Server, log_in
+from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.browser
 FAQ = """질문,답변
@@ -185,6 +187,10 @@ def test_dashboard_and_conversations_show_the_traffic(console: Page, server: Ser
 
     console.get_by_role("link", name="대시보드").click()
     expect(console.get_by_role("heading", name="대시보드")).to_be_visible()
+    # The numbers refresh themselves.
+    with console.expect_response(f"{server.url}/console/dashboard/panel", timeout=15_000) as refreshed:
+        pass
+    assert refreshed.value.status == 200
     answered = console.locator(".stat", has_text="24시간 답변").locator("strong")
     assert int(answered.inner_text()) >= 1
     expect(console.locator("svg.chart").first).to_be_visible()
@@ -197,3 +203,30 @@ def test_dashboard_and_conversations_show_the_traffic(console: Page, server: Ser
     expect(console.locator(".bubble.user")).to_contain_text("안녕하세요, 영업시간이 궁금해요")
     expect(console.locator(".bubble.bot")).to_have_count(1)
     shot(console, "conversations", full_page=True)
+
+
+def test_simulator_draws_cards_and_quick_replies_that_send_their_message(console: Page, server: Server) -> None:
+    log_in(console, server, "/console/simulator")
+    console.get_by_label("콜백 모드 (AI 챗봇 콜백)").uncheck()
+    for name in ["skill_response_basiccard", "skill_response_carousel_basiccard", "skill_response_listcard",
+                 "skill_response_multi_simpletext_quickreplies"]:
+        body = json.loads((FIXTURES / f"{name}.json").read_text())
+        console.evaluate("body => window.kakaoSimulator.render(body)", body)
+    chat = console.locator("#sim-chat")
+    expect(chat.locator(".kakao-card")).to_have_count(1 + 3 + 1)
+    expect(chat.locator(".carousel .kakao-card")).to_have_count(3)
+    expect(chat.locator(".kakao-card").first).to_contain_text("보물상자 안에는 뭐가 있을까")
+    expect(chat.locator(".bubble.bot", has_text="등기부등본")).to_be_visible()
+    # Images are never fetched (they live on Kakao's CDN): a placeholder stands in; web links stay inert.
+    expect(chat.locator("img")).to_have_count(0)
+    expect(chat.get_by_role("button", name="구경하기").first).to_be_disabled()
+
+    quick = console.locator("#sim-quick").get_by_role("button")
+    expect(quick).to_have_text(["더 알려줘", "처음으로"])
+    quick.first.click()
+    expect(chat.locator(".bubble.user")).to_have_text(["더 자세히 알려줘"])
+    expect(console.locator("#sim-quick button")).to_have_count(0)
+    chat.get_by_role("button", name="열어보기").first.click()
+    expect(chat.locator(".bubble.user")).to_have_text(["더 자세히 알려줘", "짜잔! 우리가 찾던 보물입니다"])
+    # Both went through /skill and the worker: each got its answer.
+    expect(chat.locator(".bubble.bot:not(.kakao-card)")).to_have_count(2 + 2, timeout=15_000)

@@ -141,6 +141,20 @@ async def test_knowledge_upload_search_and_delete(app: FastAPI, client: httpx.As
         files={"file": ("virus.exe", b"MZ...", "application/octet-stream")},
     )
     assert refused.status_code == 415 and "문서를 올리지 못했어요" in refused.text
+    no_file = await client.post("/console/knowledge/upload", data={"csrf_token": csrf, "bot_id": "shop"},
+                                files={"file": ("", b"", "text/plain")})
+    assert no_file.status_code == 422 and "choose a file" in no_file.text
+    app.state.settings.knowledge_max_upload_bytes = 2048
+    too_big = await client.post(
+        "/console/knowledge/upload", data={"csrf_token": csrf, "bot_id": "shop"},
+        files={"file": ("big.txt", "가".encode() * 1000, "text/plain")},
+    )
+    assert too_big.status_code == 413 and "too large" in too_big.text
+    huge = await client.post(
+        "/console/knowledge/upload", content=b"x" * 70_000,
+        headers={"content-type": "multipart/form-data; boundary=b", "X-CSRF-Token": csrf},
+    )
+    assert huge.status_code == 413 and huge.json()["code"] == "document_too_large"
 
     page = (await client.get("/console/knowledge", params={"bot": "shop", "q": "환불 며칠 걸려요"})).text
     assert "영업일 기준 3~5일" in page and re.search(r"점수 0\.\d{3}|점수 1\.000", page)

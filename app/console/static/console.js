@@ -157,6 +157,9 @@ function startSimulator(form) {
     }
   }
 
+  // Draws any Kakao response as the simulator would (its buttons send through the same path); used by the tests.
+  window.kakaoSimulator = { render: (response) => renderKakao(response, chat, quick, send) };
+
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const text = input.value;
