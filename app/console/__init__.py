@@ -1,5 +1,8 @@
 """The admin console at /console: server-rendered pages (Jinja2), assets served from this package."""
 
+from collections.abc import Awaitable, Callable
+from typing import cast
+
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
@@ -25,7 +28,7 @@ def install(app: FastAPI) -> None:
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(ConsoleDisabled, console_disabled)
-    json_handler = app.exception_handlers[AppError]
+    json_handler = cast(Callable[[Request, Exception], Awaitable[Response]], app.exception_handlers[AppError])
 
     async def app_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AppError)

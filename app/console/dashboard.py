@@ -33,7 +33,10 @@ def _percentiles(values: list[float]) -> Latency:
     if not values:
         return Latency(None, None)
     ordered = sorted(values)
-    pick = lambda q: ordered[min(int(q * len(ordered)), len(ordered) - 1)]
+
+    def pick(quantile: float) -> float:
+        return ordered[min(int(quantile * len(ordered)), len(ordered) - 1)]
+
     return Latency(pick(0.5), pick(0.95))
 
 

@@ -180,7 +180,7 @@ def test_dashboard_and_conversations_show_the_traffic(console: Page, server: Ser
     log_in(console, server, "/console/simulator")
     console.get_by_label("콜백 모드 (AI 챗봇 콜백)").uncheck()
     message = console.get_by_placeholder("메시지 입력")
-    message.fill("안녕하세요, 영업시간이 궁금해요")
+    message.fill("안녕하세요, 교환할 수 있나요?")
     message.press("Enter")
     expect(console.locator("#sim-chat .bubble.bot")).to_have_count(1, timeout=15_000)
     user = console.get_by_label("사용자 ID").input_value()
@@ -200,7 +200,7 @@ def test_dashboard_and_conversations_show_the_traffic(console: Page, server: Ser
     console.get_by_label("사용자 ID 또는 이름").fill(user)
     console.get_by_role("button", name="찾기").click()
     console.get_by_role("link", name=user).click()
-    expect(console.locator(".bubble.user")).to_contain_text("안녕하세요, 영업시간이 궁금해요")
+    expect(console.locator(".bubble.user")).to_contain_text("안녕하세요, 교환할 수 있나요?")
     expect(console.locator(".bubble.bot")).to_have_count(1)
     shot(console, "conversations", full_page=True)
 

@@ -146,6 +146,10 @@ function startSimulator(form) {
       return;
     }
     const reply = result.reply;
+    if (result.status !== 200) {
+      chat.append(el("div", "bubble error", `/skill이 ${result.status} 오류로 답했어요: ${reply.detail}`));
+      return;
+    }
     if (reply.useCallback) {
       chat.append(el("div", "bubble bot ack", (reply.data && reply.data.text) || "…"));
       const waiting = el("div", "typing", "답변 기다리는 중…");
