@@ -2,7 +2,7 @@
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -13,7 +13,7 @@ from app.api.deps import SessionDep
 from app.console.charts import bar_list, column_chart
 from app.console.deps import SEOUL, ConsoleDep, render
 from app.models import CallbackStatus, TaskStatus, utcnow
-from app.queue.activity import TaskTimes, tasks_since, tokens_since
+from app.queue.activity import activity_since, tokens_since
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 STATUS_LABELS = {"pending": "대기", "processing": "처리 중", "completed": "완료", "failed": "실패"}
@@ -40,16 +40,11 @@ def _percentiles(values: list[float]) -> Latency:
     return Latency(pick(0.5), pick(0.95))
 
 
-def _hourly(tasks: list[TaskTimes], now: datetime) -> list[tuple[str, float]]:
+def _hourly(answered_by_hour: dict[str, int], now: datetime) -> list[tuple[str, float]]:
     """Answers per hour over the last 24 hours, labelled with the Korean hour."""
-    end = now.astimezone(SEOUL).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    hours = [end - timedelta(hours=24 - i) for i in range(24)]
-    counts = Counter(
-        t.completed_at.astimezone(SEOUL).replace(minute=0, second=0, microsecond=0)
-        for t in tasks
-        if t.status == TaskStatus.COMPLETED and t.completed_at
-    )
-    return [(f"{h.hour}시", counts.get(h, 0)) for h in hours]
+    end = now.replace(minute=0, second=0, microsecond=0, tzinfo=UTC)
+    hours = [end - timedelta(hours=23 - i) for i in range(24)]
+    return [(f"{h.astimezone(SEOUL).hour}시", answered_by_hour.get(h.strftime("%Y-%m-%d %H"), 0)) for h in hours]
 
 
 async def _summary(request: Request, session: SessionDep) -> dict[str, object]:
@@ -59,26 +54,27 @@ async def _summary(request: Request, session: SessionDep) -> dict[str, object]:
     workers = await queue.list_workers(session)
     # As GET /admin/health: a worker beats three times per lease, two missed leases mean it is gone.
     alive_since = now - timedelta(seconds=2 * settings.task_lease_seconds)
-    day = await tasks_since(session, now - timedelta(hours=24))
+    day = await activity_since(session, now - timedelta(hours=24))
     month_start = now.astimezone(SEOUL).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     tokens_in, tokens_out = await tokens_since(session, month_start)
-    callbacks = Counter(t.callback_status for t in day if t.callback_status != CallbackStatus.NONE)
+    callbacks = Counter({k: v for k, v in day.callbacks.items() if k != CallbackStatus.NONE})
     return {
         "queue": [(STATUS_LABELS.get(s, s), n) for s, n in stats.by_status.items()],
         "oldest_pending": stats.oldest_pending_seconds,
         "workers_alive": sum(w.last_seen_at >= alive_since for w in workers),
-        "answered": sum(t.status == TaskStatus.COMPLETED for t in day),
-        "failed": sum(t.status == TaskStatus.FAILED for t in day),
-        "pickup": _percentiles([(t.started_at - t.created_at).total_seconds() for t in day if t.started_at]),
+        "answered": day.by_status.get(TaskStatus.COMPLETED, 0),
+        "failed": day.by_status.get(TaskStatus.FAILED, 0),
+        "latency_sample": len(day.recent),
+        "pickup": _percentiles([(t.started_at - t.created_at).total_seconds() for t in day.recent if t.started_at]),
         "end_to_end": _percentiles([
             ((t.answer_delivered_at or t.completed_at) - t.created_at).total_seconds()
-            for t in day
+            for t in day.recent
             if t.completed_at
         ]),
         "tokens_in": tokens_in,
         "tokens_out": tokens_out,
         "month": month_start.strftime("%Y년 %m월"),
-        "hourly_chart": column_chart(_hourly(day, now), title="시간별 답변 수 (최근 24시간)"),
+        "hourly_chart": column_chart(_hourly(day.answered_by_hour, now), title="시간별 답변 수 (최근 24시간)"),
         "queue_chart": bar_list(
             [(STATUS_LABELS.get(s, s), n) for s, n in stats.by_status.items()], title="상태별 작업 수"
         ),

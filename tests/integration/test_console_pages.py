@@ -2,6 +2,7 @@
 
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi import FastAPI
@@ -190,3 +191,5 @@ async def test_dashboard_counts_answers_latency_and_callbacks(app: FastAPI, clie
     assert numbers[next(k for k in numbers if k.endswith("토큰 (입력 / 출력)"))] == "120"
     assert re.search(r'<text[^>]*>전달됨</text><rect[^>]*/><text[^>]*>1</text>', panel)
     assert re.search(r'<text[^>]*>대기</text><rect[^>]*/><text[^>]*>1</text>', panel)
+    hour = (answered.created_at + timedelta(seconds=2)).astimezone(ZoneInfo("Asia/Seoul")).hour
+    assert re.findall(r"<title>(\d+시: [1-9]\d*)</title>", panel) == [f"{hour}시: 1"]
