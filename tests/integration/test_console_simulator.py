@@ -79,6 +79,18 @@ async def test_without_callback_mode_the_reply_carries_the_answer(
     assert sent["reply"]["template"]["outputs"] == [{"simpleText": {"text": f"answer {task.id}"}}]
 
 
+async def test_the_simulator_passes_the_skill_secret_like_kakao(settings: Settings) -> None:
+    from app.main import create_app
+
+    app = create_app(settings.model_copy(update={"kakao_skill_secret": "s3cret", "skill_sync_wait_seconds": 0}))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        outside = await client.post("/skill", json=_kakao("https://bot-api.kakao.com/v1/bots/b/callback/t"))
+        assert outside.status_code == 401
+        sent = await _send(client, await log_in(client), "안녕")
+    assert sent["status"] == 200 and sent["reply"]["useCallback"] is True
+    await app.state.db.dispose()
+
+
 def _kakao(callback_url: str) -> dict:  # type: ignore[type-arg]
     return {
         "bot": {"id": "shop"},
