@@ -4,7 +4,7 @@ import hmac
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
@@ -110,7 +110,7 @@ async def login_required(request: Request, exc: Exception) -> Response:
     if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
         target = "/console/login"
         if request.url.path != "/console":
-            target += "?next=" + request.url.path
+            target += "?" + urlencode({"next": request.url.path}, safe="/")
         return RedirectResponse(target, status_code=303)
     return JSONResponse({"detail": exc.message, "code": exc.code}, status_code=exc.status)
 

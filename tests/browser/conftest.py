@@ -11,13 +11,13 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, BrowserType, Page, Playwright, sync_playwright
 
 from tests.conftest import ROOT
 from tests.fake_services import free_port
@@ -47,6 +47,34 @@ def browser_type_launch_args() -> dict[str, Any]:
     }
 
 
+# pytest-playwright's own fixtures, narrowed from the session to this package: while sync Playwright runs, its
+# event loop counts as the thread's running loop, so the async tests after these would find one and fail.
+@pytest.fixture(scope="package")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="package")
+def browser_type(playwright: Playwright, browser_name: str) -> BrowserType:
+    return getattr(playwright, browser_name)
+
+
+@pytest.fixture(scope="package")
+def launch_browser(browser_type_launch_args: dict[str, Any], browser_type: BrowserType) -> Callable[..., Browser]:
+    def launch(**kwargs: Any) -> Browser:
+        return browser_type.launch(**{**browser_type_launch_args, **kwargs})
+
+    return launch
+
+
+@pytest.fixture(scope="package")
+def browser(launch_browser: Callable[..., Browser]) -> Iterator[Browser]:
+    browser = launch_browser()
+    yield browser
+    browser.close()
+
+
 class Server:
     """The running server: its URL and its SQLite file (for setting up states a test needs)."""
 
@@ -59,7 +87,7 @@ class Server:
             return conn.execute(statement, params).fetchall()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(tmp_path_factory: pytest.TempPathFactory, browser_type_launch_args: dict[str, Any]) -> Iterator[Server]:
     workdir = tmp_path_factory.mktemp("console-server")
     port = free_port()
