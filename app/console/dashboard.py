@@ -3,6 +3,7 @@
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -13,7 +14,9 @@ from app.api.deps import SessionDep
 from app.console.charts import bar_list, column_chart
 from app.console.deps import SEOUL, ConsoleDep, render
 from app.models import CallbackStatus, TaskStatus, utcnow
-from app.queue.activity import activity_since, tokens_since
+from app.queue.activity import activity_since
+from app.services.usage import periods, statistics
+from app.services.usage.periods import Period
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 STATUS_LABELS = {"pending": "대기", "processing": "처리 중", "completed": "완료", "failed": "실패"}
@@ -55,8 +58,9 @@ async def _summary(request: Request, session: SessionDep) -> dict[str, object]:
     # As GET /admin/health: a worker beats three times per lease, two missed leases mean it is gone.
     alive_since = now - timedelta(seconds=2 * settings.task_lease_seconds)
     day = await activity_since(session, now - timedelta(hours=24))
-    month_start = now.astimezone(SEOUL).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    tokens_in, tokens_out = await tokens_since(session, month_start)
+    usage_zone = ZoneInfo(settings.usage_timezone)
+    month = periods.span(Period.MONTH, periods.local_day(now, usage_zone))
+    usage = await statistics.statistics(session, period=Period.MONTH, days=month)
     callbacks = Counter({k: v for k, v in day.callbacks.items() if k != CallbackStatus.NONE})
     return {
         "queue": [(STATUS_LABELS.get(s, s), n) for s, n in stats.by_status.items()],
@@ -71,9 +75,8 @@ async def _summary(request: Request, session: SessionDep) -> dict[str, object]:
             for t in day.recent
             if t.completed_at
         ]),
-        "tokens_in": tokens_in,
-        "tokens_out": tokens_out,
-        "month": month_start.strftime("%Y년 %m월"),
+        "usage": usage,
+        "month": f"{month.start.year}년 {month.start.month}월",
         "hourly_chart": column_chart(_hourly(day.answered_by_hour, now), title="시간별 답변 수 (최근 24시간)"),
         "queue_chart": bar_list(
             [(STATUS_LABELS.get(s, s), n) for s, n in stats.by_status.items()], title="상태별 작업 수"

@@ -46,6 +46,7 @@ NAV = [
     ("/console/conversations", "대화"),
     ("/console/prompts", "프롬프트"),
     ("/console/knowledge", "지식베이스"),
+    ("/console/usage", "사용량"),
     ("/console/simulator", "시뮬레이터"),
 ]
 

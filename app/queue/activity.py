@@ -68,15 +68,3 @@ async def activity_since(session: AsyncSession, since: datetime) -> Activity:
         answered_by_hour={hour: n for hour, n in hourly.all()},
         recent=[TaskTimes(*row) for row in times.all()],
     )
-
-
-async def tokens_since(session: AsyncSession, since: datetime) -> tuple[int, int]:
-    """Input and output tokens of the tasks answered since `since`."""
-    row = (
-        await session.execute(
-            select(
-                func.coalesce(func.sum(_task.c.input_tokens), 0), func.coalesce(func.sum(_task.c.output_tokens), 0)
-            ).where(_task.c.completed_at >= since)
-        )
-    ).one()
-    return int(row[0]), int(row[1])

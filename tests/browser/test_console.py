@@ -230,3 +230,20 @@ def test_simulator_draws_cards_and_quick_replies_that_send_their_message(console
     expect(chat.locator(".bubble.user")).to_have_text(["더 자세히 알려줘", "짜잔! 우리가 찾던 보물입니다"])
     # Both went through /skill and the worker: each got its answer.
     expect(chat.locator(".bubble.bot:not(.kakao-card)")).to_have_count(2 + 2, timeout=15_000)
+
+
+def test_usage_page_edits_a_bots_limit(console: Page, server: Server, shot) -> None:
+    log_in(console, server, "/console")
+    console.get_by_role("link", name="사용량").click()
+    expect(console.get_by_role("heading", name="사용량", exact=True)).to_be_visible()
+    form = console.locator("form[action='/console/usage/limits']")
+    form.get_by_label("대상").select_option("bot")
+    form.get_by_label("사용자 번호 또는 봇 ID").fill("default")
+    form.get_by_label("월 토큰 한도").fill("2000000")
+    form.get_by_label("정책").select_option("warn")
+    form.get_by_role("button", name="저장").click()
+    expect(console.get_by_role("status")).to_have_text("한도를 저장했어요.")
+    row = console.locator("tr", has_text="봇 default")
+    expect(row).to_contain_text("2,000,000")
+    expect(row).to_contain_text("경고만")
+    shot(console, "usage", full_page=True)

@@ -8,7 +8,9 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
-from app.models import AIProcessingTask, EventLog, PromptTemplate, TaskStatus
+from app.models import AIProcessingTask, EventLog, PromptTemplate, TaskStatus, UsageLimit, utcnow
+from app.services.usage import ModelCall, admin, periods, record_calls
+from app.services.usage.schemas import PriceIn
 from tests.console_helpers import HTML, log_in
 
 
@@ -20,6 +22,16 @@ async def _say(client: httpx.AsyncClient, user: str, text: str, bot: str = "shop
 async def _tasks(app: FastAPI) -> list[AIProcessingTask]:
     async with app.state.db.sessions() as session:
         return list((await session.execute(select(AIProcessingTask).order_by(AIProcessingTask.created_at))).scalars())
+
+
+async def _use(app: FastAPI, user_id: int, *, input_tokens: int, output_tokens: int, bot: str = "shop") -> None:
+    """One priced model call of the user, as the worker records it."""
+    now = utcnow()
+    async with app.state.db.sessions.begin() as session:
+        await admin.put_prices(session, [PriceIn(model="gpt-test", input_usd_per_million=0.0,
+                                                 output_usd_per_million=20_000.0)], now=now)
+        await record_calls(session, [ModelCall("answer", "gpt-test", input_tokens, output_tokens)], now=now,
+                           day=periods.local_day(now, ZoneInfo("Asia/Seoul")), bot_id=bot, user_id=user_id)
 
 
 async def test_tasks_filter_by_status_bot_and_user_and_show_the_detail(app: FastAPI, client: httpx.AsyncClient) -> None:
@@ -180,6 +192,7 @@ async def test_dashboard_counts_answers_latency_and_callbacks(app: FastAPI, clie
                 input_tokens=120, output_tokens=30,
             )
         )
+    await _use(app, answered.user_id, input_tokens=120, output_tokens=30)
     await log_in(client)
     page = await client.get("/console")
     assert page.status_code == 200 and "<svg" in page.text and 'data-refresh="/console/dashboard/panel"' in page.text
@@ -189,7 +202,50 @@ async def test_dashboard_counts_answers_latency_and_callbacks(app: FastAPI, clie
     assert numbers["대기열 지연 (p50 / p95)"] == "250 ms"
     assert numbers["전체 응답 시간 (p50 / p95)"] == "2.0초"
     assert numbers[next(k for k in numbers if k.endswith("토큰 (입력 / 출력)"))] == "120"
+    assert numbers[next(k for k in numbers if k.endswith("비용"))] == "$0.60"  # 30 output tokens × $20,000/M
     assert re.search(r'<text[^>]*>전달됨</text><rect[^>]*/><text[^>]*>1</text>', panel)
     assert re.search(r'<text[^>]*>대기</text><rect[^>]*/><text[^>]*>1</text>', panel)
     hour = (answered.created_at + timedelta(seconds=2)).astimezone(ZoneInfo("Asia/Seoul")).hour
     assert re.findall(r"<title>(\d+시: [1-9]\d*)</title>", panel) == [f"{hour}시: 1"]
+
+
+async def test_usage_shows_tokens_cost_top_users_and_edits_a_limit(app: FastAPI, client: httpx.AsyncClient) -> None:
+    app.state.settings.skill_sync_wait_seconds = 0
+    await _say(client, "heavy-user", "안녕하세요")
+    (task,) = await _tasks(app)
+    await _use(app, task.user_id, input_tokens=1000, output_tokens=500)
+    csrf = await log_in(client)
+    page = (await client.get("/console/usage")).text
+    numbers = dict(re.findall(r'<span class="label">([^<]+)</span><strong[^>]*>([^<]+)</strong>', page))
+    assert numbers["요청"] == "1" and numbers["토큰 (입력 / 출력)"] == "1,000"
+    assert numbers["비용"] == "$10.00"  # 500 output tokens × $20,000/M
+    assert "heavy-user" in page and "gpt-test" in page and "<svg" in page
+    assert "heavy-user" not in (await client.get("/console/usage?bot=other")).text
+
+    saved = await client.post("/console/usage/limits", data={
+        "csrf_token": csrf, "scope": "user", "holder": str(task.user_id), "monthly_token_limit": "50,000",
+        "policy": "warn",
+    })
+    assert saved.status_code == 303
+    bot = await client.post("/console/usage/limits", data={
+        "csrf_token": csrf, "scope": "bot", "holder": "shop", "monthly_token_limit": "1000000",
+    })
+    assert bot.status_code == 303
+    async with app.state.db.sessions() as session:
+        limits = {(r.scope, r.holder_id): (r.monthly_token_limit, r.policy)
+                  for r in (await session.scalars(select(UsageLimit))).all()}
+    assert limits == {("user", str(task.user_id)): (50_000, "warn"), ("bot", "shop"): (1_000_000, None)}
+    assert "50,000" in (await client.get("/console/usage")).text
+
+    for bad in [{"scope": "user", "holder": "heavy-user"}, {"scope": "user", "holder": "1", "monthly_token_limit": "-5"},
+                {"scope": "bot", "holder": "shop", "policy": "maybe"}]:
+        refused = await client.post("/console/usage/limits", data={"csrf_token": csrf, **bad})
+        assert refused.status_code == 422, bad
+    missing = await client.post("/console/usage/limits",
+                                data={"csrf_token": csrf, "scope": "user", "holder": "999999"})
+    assert missing.status_code == 404 and "#999999" in missing.text
+
+    removed = await client.post("/console/usage/limits", data={"csrf_token": csrf, "scope": "bot", "holder": "shop"})
+    assert removed.status_code == 303
+    async with app.state.db.sessions() as session:
+        assert [r.scope for r in (await session.scalars(select(UsageLimit))).all()] == ["user"]
