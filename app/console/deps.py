@@ -47,6 +47,7 @@ NAV = [
     ("/console/prompts", "프롬프트"),
     ("/console/knowledge", "지식베이스"),
     ("/console/usage", "사용량"),
+    ("/console/api-keys", "API 키"),
     ("/console/simulator", "시뮬레이터"),
 ]
 

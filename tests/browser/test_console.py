@@ -247,3 +247,20 @@ def test_usage_page_edits_a_bots_limit(console: Page, server: Server, shot) -> N
     expect(row).to_contain_text("2,000,000")
     expect(row).to_contain_text("경고만")
     shot(console, "usage", full_page=True)
+
+
+def test_api_key_is_shown_once_and_revoked(console: Page, server: Server, shot) -> None:
+    log_in(console, server, "/console/api-keys")
+    form = console.locator("form[action='/console/api-keys']")
+    form.get_by_label("이름").fill("홈페이지 위젯")
+    form.get_by_role("button", name="키 만들기").click()
+    secret = console.locator("#new-key").inner_text()
+    assert secret.startswith("kb-")
+    shot(console, "api-keys")
+    console.goto(server.url + "/console/api-keys")
+    expect(console.locator("#new-key")).to_have_count(0)
+    expect(console.locator("tr", has_text="홈페이지 위젯")).to_contain_text(secret[:11])
+    console.once("dialog", lambda dialog: dialog.accept())
+    console.locator("tr", has_text="홈페이지 위젯").get_by_role("button", name="폐기").click()
+    expect(console.get_by_role("status")).to_have_text("키를 폐기했어요.")
+    expect(console.locator("tr", has_text="홈페이지 위젯")).to_contain_text("폐기됨")

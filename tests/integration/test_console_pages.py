@@ -249,3 +249,23 @@ async def test_usage_shows_tokens_cost_top_users_and_edits_a_limit(app: FastAPI,
     assert removed.status_code == 303
     async with app.state.db.sessions() as session:
         assert [r.scope for r in (await session.scalars(select(UsageLimit))).all()] == ["user"]
+
+
+async def test_api_keys_create_shown_once_list_and_revoke(app: FastAPI, client: httpx.AsyncClient) -> None:
+    csrf = await log_in(client)
+    created = await client.post("/console/api-keys", data={
+        "csrf_token": csrf, "name": "홈페이지 위젯", "bot_id": "shop", "monthly_token_limit": "100000",
+    })
+    assert created.status_code == 200
+    secret = re.search(r'<code id="new-key">([^<]+)</code>', created.text).group(1)  # type: ignore[union-attr]
+    assert secret.startswith("kb-")
+    listing = (await client.get("/console/api-keys")).text
+    assert "홈페이지 위젯" in listing and secret not in listing and secret[:11] in listing
+    models = await client.get("/v1/models", headers={"Authorization": f"Bearer {secret}"})
+    assert models.status_code == 200
+    key_id = re.search(r'action="/console/api-keys/(\d+)/revoke"', listing).group(1)  # type: ignore[union-attr]
+    revoked = await client.post(f"/console/api-keys/{key_id}/revoke", data={"csrf_token": csrf})
+    assert revoked.status_code == 303
+    assert "폐기됨" in (await client.get("/console/api-keys")).text
+    assert (await client.get("/v1/models", headers={"Authorization": f"Bearer {secret}"})).status_code == 401
+    assert (await client.post("/console/api-keys/999999/revoke", data={"csrf_token": csrf})).status_code == 404
