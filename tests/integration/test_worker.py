@@ -3,6 +3,7 @@
 import asyncio
 import json
 import time
+import uuid
 from collections import Counter
 from datetime import timedelta
 
@@ -266,12 +267,26 @@ async def test_graceful_shutdown_finishes_quick_work_and_releases_the_rest(setti
     ids = await make_message(db)
     quick = await add_task(db, ids, now=utcnow() - timedelta(seconds=1))
     stuck = await add_task(db, ids)
-    pipeline = FakePipeline(lambda: asyncio.sleep(0.1), asyncio.Event().wait)
-    worker = Worker(settings, db, pipeline)
+    release = asyncio.Event()
+    started: list[uuid.UUID] = []
+
+    class ByTask(FakePipeline):
+        """The quick task waits for `release`, the stuck one forever, whichever of them starts first."""
+
+        async def answer(self, task, *, timeout: float):  # type: ignore[no-untyped-def]
+            started.append(task.id)
+            await (release.wait() if task.id == quick else asyncio.Event().wait())
+            return await super().answer(task, timeout=timeout)
+
+    # A grace far longer than the quick answer needs, so a loaded machine cannot turn "finished" into "released".
+    worker = Worker(settings.model_copy(update={"worker_shutdown_grace_seconds": 3}), db, ByTask())
     await worker.start()
     worker.wakeup.notify()
-    await eventually(lambda: _async_len(pipeline.calls, 2))
-    await worker.stop()
+    await eventually(lambda: _async_len(started, 2))
+    stopping = asyncio.create_task(worker.stop())
+    await asyncio.sleep(0)  # the shutdown has begun when the quick answer is let through
+    release.set()
+    await stopping
     assert (await load(db, quick)).status == TaskStatus.COMPLETED
     row = await load(db, stuck)
     assert (row.status, row.attempts, row.locked_by, row.lease_expires_at) == (TaskStatus.PENDING, 0, None, None)
