@@ -8,7 +8,7 @@ from starlette.background import BackgroundTask
 
 from app.api.deps import ApiKeyDep, ChatServiceDep
 from app.api.openai_errors import OPENAI_ERRORS, OpenAIRoute, openai_responses
-from app.services.chat.keys import KeyRef
+from app.services.chat.callers import Caller
 from app.services.chat.schemas import ChatCompletionRequest
 from app.services.chat.service import ChatService
 
@@ -36,18 +36,19 @@ async def retrieve_model(model: str, key: ApiKeyDep, chat: ChatServiceDep) -> di
 async def chat_completions(body: ChatCompletionRequest, key: ApiKeyDep, chat: ChatServiceDep) -> Response:
     """Answer like OpenAI's Chat Completions; `stream: true` sends `chat.completion.chunk` Server-Sent Events."""
     if body.stream:
-        return await _stream(chat, key, body)
+        return await stream_response(chat, key, body)
     return JSONResponse(await chat.complete(key, body))
 
 
 @router.post("/api/chat/stream", responses=_NOT_FOUND)
 async def chat_stream(body: ChatCompletionRequest, key: ApiKeyDep, chat: ChatServiceDep) -> Response:
     """The same as `/v1/chat/completions`, always streamed."""
-    return await _stream(chat, key, body)
+    return await stream_response(chat, key, body)
 
 
-async def _stream(chat: ChatService, key: KeyRef, body: ChatCompletionRequest) -> StreamingResponse:
-    stream = await chat.open_stream(key, body)
+async def stream_response(chat: ChatService, caller: Caller, body: ChatCompletionRequest) -> StreamingResponse:
+    """The answer as `chat.completion.chunk` Server-Sent Events (also the console's 채팅 page's)."""
+    stream = await chat.open_stream(caller, body)
     # The background close also runs when the client left while a chunk was being sent (the body is then
     # never resumed), so the upstream call is always cancelled and the answer always stored.
     return StreamingResponse(

@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from app.console import api_keys, auth, conversations, dashboard, knowledge, prompts, simulator, tasks, usage
+from app.console import api_keys, auth, chat, conversations, dashboard, knowledge, prompts, simulator, tasks, usage
 from app.console.deps import (
     HERE,
     ConsoleDisabled,
@@ -18,7 +18,7 @@ from app.console.deps import (
 )
 from app.errors import AppError
 
-ROUTERS = (auth, dashboard, tasks, conversations, prompts, knowledge, usage, api_keys, simulator)
+ROUTERS = (auth, dashboard, tasks, conversations, prompts, knowledge, usage, api_keys, simulator, chat)
 
 
 def install(app: FastAPI) -> None:

@@ -39,7 +39,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-# (path, label) of the navigation, in order; pages of features not built yet are left out until they are.
+# (path, label) of the navigation, in order.
 NAV = [
     ("/console", "대시보드"),
     ("/console/tasks", "작업"),
@@ -49,6 +49,7 @@ NAV = [
     ("/console/usage", "사용량"),
     ("/console/api-keys", "API 키"),
     ("/console/simulator", "시뮬레이터"),
+    ("/console/chat", "채팅"),
 ]
 
 

@@ -1,4 +1,5 @@
-"""Console sessions: a signed, expiring, HttpOnly cookie carrying a per-session CSRF token.
+"""Console sessions: a signed, expiring, HttpOnly cookie carrying a per-session CSRF token; and flash messages,
+what a POST hands to the page it redirects to (Post/Redirect/Get), in a short-lived cookie of their own.
 
 Keys are derived from ADMIN_TOKEN, so changing the token ends every session. The session is stateless: logout
 removes the cookie from the browser; a copied cookie stays valid until it expires (CONSOLE_SESSION_TTL_SECONDS).
@@ -8,6 +9,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -18,6 +20,9 @@ COOKIE = "console_session"
 COOKIE_PATH = "/console"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
+FLASH_COOKIE = "console_flash"
+# Long enough for the browser to follow the redirect; a flash nobody picked up is dead after that.
+FLASH_TTL_SECONDS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +32,10 @@ class ConsoleSession:
     csrf: str
 
 
-def _serializer(settings: Settings) -> URLSafeTimedSerializer:
+def _serializer(settings: Settings, purpose: str = "console-session") -> URLSafeTimedSerializer:
     assert settings.admin_token
-    key = hmac.new(settings.admin_token.encode(), b"console-session", hashlib.sha256).hexdigest()
-    return URLSafeTimedSerializer(key, salt="console-session")
+    key = hmac.new(settings.admin_token.encode(), purpose.encode(), hashlib.sha256).hexdigest()
+    return URLSafeTimedSerializer(key, salt=purpose)
 
 
 def token_matches(settings: Settings, given: str) -> bool:
@@ -67,3 +72,39 @@ def read(request: Request, settings: Settings) -> ConsoleSession | None:
 
 def end(response: Response) -> None:
     response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
+
+
+def set_flash(
+    request: Request, response: Response, settings: Settings, session: ConsoleSession, path: str, data: dict[str, Any]
+) -> None:
+    """Hand `data` to the next page under `path` in this session: signed, HttpOnly, read once within a minute."""
+    value = _serializer(settings, "console-flash").dumps({"csrf": session.csrf, "data": data})
+    response.set_cookie(
+        FLASH_COOKIE,
+        value,
+        max_age=FLASH_TTL_SECONDS,
+        path=path,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+
+
+def read_flash(request: Request, settings: Settings, session: ConsoleSession) -> dict[str, Any] | None:
+    """The flash set in this session within the last minute, if any (the page showing it then calls `end_flash`)."""
+    value = request.cookies.get(FLASH_COOKIE)
+    if not value:
+        return None
+    try:
+        flash = _serializer(settings, "console-flash").loads(value, max_age=FLASH_TTL_SECONDS)
+    except BadSignature:
+        return None
+    if not isinstance(flash, dict) or flash.get("csrf") != session.csrf or not isinstance(flash.get("data"), dict):
+        return None
+    return flash["data"]
+
+
+def end_flash(request: Request, response: Response, path: str) -> None:
+    """Remove the flash from the browser, so it is shown once."""
+    if FLASH_COOKIE in request.cookies:
+        response.delete_cookie(FLASH_COOKIE, path=path, httponly=True, samesite="strict")

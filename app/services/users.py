@@ -85,3 +85,9 @@ async def list_users(
 
 async def get_user(session: AsyncSession, user_id: int) -> AppUser | None:
     return await session.get(AppUser, user_id)
+
+
+async def bot_ids(session: AsyncSession, *, limit: int = 100) -> list[str]:
+    """The bots users have talked to, in name order (the console offers them to pick from)."""
+    stmt = select(_user.c.bot_id).distinct().order_by(_user.c.bot_id).limit(limit)
+    return list((await session.scalars(stmt)).all())

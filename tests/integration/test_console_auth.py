@@ -12,12 +12,12 @@ from tests.console_helpers import HTML, log_in
 
 PAGES = [
     "/console", "/console/dashboard/panel", "/console/tasks", "/console/conversations", "/console/prompts",
-    "/console/knowledge", "/console/usage", "/console/api-keys", "/console/simulator",
+    "/console/knowledge", "/console/usage", "/console/api-keys", "/console/simulator", "/console/chat",
 ]
 POSTS = [
     "/console/logout", "/console/prompts", "/console/prompts/1/activate", "/console/prompts/check",
     "/console/knowledge/text", "/console/usage/limits", "/console/api-keys", "/console/api-keys/1/revoke", "/console/simulator/send",
-    "/console/tasks/00000000-0000-0000-0000-000000000000/retry",
+    "/console/tasks/00000000-0000-0000-0000-000000000000/retry", "/console/chat/completions",
 ]
 
 

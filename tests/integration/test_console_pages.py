@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from app.models import AIProcessingTask, EventLog, PromptTemplate, TaskStatus, UsageLimit, utcnow
+from app.services.chat import keys
 from app.services.usage import ModelCall, admin, periods, record_calls
 from app.services.usage.schemas import PriceIn
 from tests.console_helpers import HTML, log_in
@@ -256,11 +257,20 @@ async def test_api_keys_create_shown_once_list_and_revoke(app: FastAPI, client: 
     created = await client.post("/console/api-keys", data={
         "csrf_token": csrf, "name": "홈페이지 위젯", "bot_id": "shop", "monthly_token_limit": "100000",
     })
-    assert created.status_code == 200
-    secret = re.search(r'<code id="new-key">([^<]+)</code>', created.text).group(1)  # type: ignore[union-attr]
-    assert secret.startswith("kb-")
+    # Post/Redirect/Get: the secret is not in the POST's response but on the one page after the redirect.
+    assert created.status_code == 303 and created.headers["location"] == "/console/api-keys"
+    assert "kb-" not in created.text
+    flash = client.cookies.get("console_flash", path="/console/api-keys")
+    assert flash and "kb-" not in flash  # signed, so not forgeable; it holds the secret for a minute at most
+    shown = await client.get("/console/api-keys")
+    secret = re.search(r'<code id="new-key">([^<]+)</code>', shown.text).group(1)  # type: ignore[union-attr]
+    assert secret.startswith("kb-") and "console_flash=\"\";" in shown.headers["set-cookie"]
+    assert "Max-Age=0" in shown.headers["set-cookie"]
+    # A reload: the secret is gone and no second key was made.
     listing = (await client.get("/console/api-keys")).text
     assert "홈페이지 위젯" in listing and secret not in listing and secret[:11] in listing
+    async with app.state.db.sessions() as session:
+        assert [k.name for k in await keys.list_keys(session)] == ["홈페이지 위젯"]
     models = await client.get("/v1/models", headers={"Authorization": f"Bearer {secret}"})
     assert models.status_code == 200
     key_id = re.search(r'action="/console/api-keys/(\d+)/revoke"', listing).group(1)  # type: ignore[union-attr]
@@ -269,3 +279,15 @@ async def test_api_keys_create_shown_once_list_and_revoke(app: FastAPI, client: 
     assert "폐기됨" in (await client.get("/console/api-keys")).text
     assert (await client.get("/v1/models", headers={"Authorization": f"Bearer {secret}"})).status_code == 401
     assert (await client.post("/console/api-keys/999999/revoke", data={"csrf_token": csrf})).status_code == 404
+
+
+async def test_a_key_secret_flash_shows_only_in_the_session_that_made_it(app: FastAPI, client: httpx.AsyncClient) -> None:
+    csrf = await log_in(client)
+    await client.post("/console/api-keys", data={"csrf_token": csrf, "name": "위젯", "bot_id": "shop"})
+    flash = client.cookies.get("console_flash", path="/console/api-keys")
+    assert flash
+    # Another console session (a new login) carrying the same flash cookie does not see the secret.
+    client.cookies.clear()
+    await log_in(client)
+    client.cookies.set("console_flash", flash, path="/console/api-keys")
+    assert 'id="new-key"' not in (await client.get("/console/api-keys")).text

@@ -1,4 +1,4 @@
-// The console's few live parts: dashboard refresh, prompt check, delete confirmation, the Kakao simulator.
+// The console's few live parts: dashboard refresh, prompt check, delete confirmation, the Kakao simulator, chat.
 // Plain JavaScript, no library; every request goes to this server with the session's CSRF token.
 "use strict";
 
@@ -172,6 +172,88 @@ function startSimulator(form) {
   });
 }
 
+// --- chat: the chat service's Server-Sent Events, read from fetch as they arrive --------------------------
+
+// Calls `onEvent` with each parsed `data:` payload of an SSE body ("[DONE]" as the string itself).
+async function readEvents(response, onEvent) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const event = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      for (const line of event.split("\n")) {
+        if (!line.startsWith("data: ")) continue;  // keep-alive comments
+        const data = line.slice(6);
+        onEvent(data === "[DONE]" ? data : JSON.parse(data));
+      }
+    }
+  }
+}
+
+function startChat(form) {
+  const log = document.getElementById("chat-log");
+  const input = document.getElementById("chat-message");
+  const bot = document.getElementById("chat-bot");
+  const title = document.getElementById("chat-title");
+  const sendButton = form.querySelector("button[type=submit]");
+  // The conversation so far, sent with every message as the chat API expects.
+  const history = [];
+  const clear = () => { history.length = 0; log.replaceChildren(); };
+  bot.addEventListener("change", () => { title.textContent = bot.value; clear(); });
+  document.getElementById("chat-clear").addEventListener("click", clear);
+
+  async function ask(text) {
+    const messages = [...history, { role: "user", content: text }];
+    log.append(el("div", "bubble user", text));
+    const bubble = el("div", "bubble bot streaming", "");
+    bubble.dataset.chunks = "0";
+    log.append(bubble);
+    log.scrollTop = log.scrollHeight;
+    const fail = (message) => { bubble.className = "bubble error"; bubble.textContent = message; };
+    const response = await post(form.dataset.send, { model: bot.value.trim(), messages, stream: true });
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail || response.status);
+      fail("보내지 못했어요: " + detail);
+      return;
+    }
+    let done = false;
+    await readEvents(response, (data) => {
+      if (data === "[DONE]") { done = true; return; }
+      if (data.error) { fail("답변이 중간에 끊겼어요: " + data.error.message); return; }
+      const delta = data.choices && data.choices[0] && data.choices[0].delta;
+      if (delta && delta.content) {
+        bubble.textContent += delta.content;
+        bubble.dataset.chunks = String(Number(bubble.dataset.chunks) + 1);
+        log.scrollTop = log.scrollHeight;
+      }
+    });
+    if (!done) return;
+    bubble.classList.remove("streaming");
+    history.push({ role: "user", content: text }, { role: "assistant", content: bubble.textContent });
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (!text || sendButton.disabled) return;
+    input.value = "";
+    sendButton.disabled = true;
+    try {
+      await ask(text);
+    } finally {
+      sendButton.disabled = false;
+      input.focus();
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const panel = document.querySelector("[data-refresh]");
   if (panel) startRefresh(panel);
@@ -182,4 +264,6 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   const simulator = document.getElementById("sim-form");
   if (simulator) startSimulator(simulator);
+  const chat = document.getElementById("chat-form");
+  if (chat) startChat(chat);
 });

@@ -5,6 +5,7 @@ from loguru import logger
 
 from app.config import Settings
 from app.models import utcnow
+from app.services.chat.callers import Caller, api_key_id, describe
 from app.services.chat.errors import BudgetExceeded
 from app.services.chat.keys import KeyRef
 from app.services.pipeline import OFFLINE_MODEL, Answer
@@ -12,21 +13,24 @@ from app.services.usage import Holder, Kind, ModelCall, Reservation, Scope, Usag
 
 
 class ChatBudget:
-    """An API key is one more budget holder (`monthly_token_limit`, 0 = none), next to its bot's budget."""
+    """An API key is one more budget holder (`monthly_token_limit`, 0 = none), next to its bot's budget; the
+    console's chat holds only the bot's."""
 
     def __init__(self, settings: Settings, usage: UsageService) -> None:
         self.settings = settings
         self.usage = usage
 
-    def holders(self, key: KeyRef) -> list[Holder]:
-        return [
-            Holder(Scope.API_KEY, str(key.id), key.monthly_token_limit or 0),
-            Holder(Scope.BOT, key.bot_id, self.settings.bot_monthly_token_limit),
-        ]
+    def holders(self, caller: Caller) -> list[Holder]:
+        bot = Holder(Scope.BOT, caller.bot_id, self.settings.bot_monthly_token_limit)
+        if isinstance(caller, KeyRef):
+            return [Holder(Scope.API_KEY, str(caller.id), caller.monthly_token_limit or 0), bot]
+        return [bot]
 
-    async def reserve(self, key: KeyRef, tokens: int) -> Reservation:
+    async def reserve(self, caller: Caller, tokens: int) -> Reservation:
         """Hold `tokens` on the key's and the bot's months (one statement), or refuse with a 429."""
-        reservation = await self.usage.reserve(self.holders(key), tokens=tokens, now=utcnow(), bot_id=key.bot_id)
+        reservation = await self.usage.reserve(
+            self.holders(caller), tokens=tokens, now=utcnow(), bot_id=caller.bot_id
+        )
         refused = reservation.refused
         if refused is not None:
             whose = "This API key's" if refused.scope == Scope.API_KEY else "The bot's"
@@ -37,7 +41,7 @@ class ChatBudget:
         return reservation
 
     async def settle(
-        self, reservation: Reservation, key: KeyRef, answer: Answer | None, *, user_id: int | None = None,
+        self, reservation: Reservation, caller: Caller, answer: Answer | None, *, user_id: int | None = None,
         message_id: int | None = None,
     ) -> None:
         """Record the answer's model call and turn the reservation into it; no answer gives the reservation back.
@@ -51,8 +55,8 @@ class ChatBudget:
         ]
         try:
             await self.usage.settle(
-                reservation, calls, now=utcnow(), bot_id=key.bot_id, user_id=user_id, api_key_id=str(key.id),
+                reservation, calls, now=utcnow(), bot_id=caller.bot_id, user_id=user_id, api_key_id=api_key_id(caller),
                 message_id=message_id, answered=answer is not None,
             )
         except Exception as exc:  # noqa: BLE001 - see the docstring
-            logger.error("Usage of a chat answer for key {} not recorded: {}", key.id, type(exc).__name__)
+            logger.error("Usage of a chat answer for {} not recorded: {}", describe(caller), type(exc).__name__)

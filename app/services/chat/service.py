@@ -1,5 +1,7 @@
 """The chat API's rules: a key's model, the client's messages as the question, budgets, storing each exchange.
 
+The console's 채팅 page calls the same service as a `ConsoleCaller` (no key: its bot's budget alone).
+
 Every answer comes from the one answer pipeline (app/services/pipeline.py): the bot's active template, its
 knowledge passages and the client's messages as the conversation so far.
 """
@@ -18,6 +20,7 @@ from app.models import utcnow
 from app.services import memory, prompts
 from app.services.chat import openai_format as fmt
 from app.services.chat.budget import ChatBudget
+from app.services.chat.callers import Caller, describe
 from app.services.chat.errors import InvalidRequest, ModelNotFound
 from app.services.chat.exchanges import store_exchange
 from app.services.chat.keys import KeyRef
@@ -37,7 +40,7 @@ from app.services.users import ANONYMOUS
 class _Call:
     """A validated request: the pipeline's question and what storing its answer needs."""
 
-    key: KeyRef
+    caller: Caller
     question: Question
     end_user: str | None
     model: str
@@ -70,8 +73,8 @@ class ChatService:
         check_model(key, model_id)
         return fmt.model_entry(model_id)
 
-    async def complete(self, key: KeyRef, request: ChatCompletionRequest) -> dict[str, Any]:
-        call = await self._start(key, request)
+    async def complete(self, caller: Caller, request: ChatCompletionRequest) -> dict[str, Any]:
+        call = await self._start(caller, request)
         try:
             answer = await self.pipeline.answer_question(call.question, timeout=self.settings.chat_timeout_seconds)
         except TimeoutError as exc:
@@ -83,9 +86,9 @@ class ChatService:
         await self._finish(call, answer)
         return fmt.completion(id=fmt.completion_id(), model=call.model, answer=answer)
 
-    async def open_stream(self, key: KeyRef, request: ChatCompletionRequest) -> ChatStream:
+    async def open_stream(self, caller: Caller, request: ChatCompletionRequest) -> ChatStream:
         """Start the answer; errors until the model accepted the request are raised (a plain HTTP error)."""
-        call = await self._start(key, request)
+        call = await self._start(caller, request)
         started = time.monotonic()
         try:
             stream = await self.pipeline.open_stream(call.question, timeout=self.settings.chat_timeout_seconds)
@@ -104,20 +107,20 @@ class ChatService:
             finish=lambda answer: self._finish(call, answer),
         )
 
-    async def _start(self, key: KeyRef, request: ChatCompletionRequest) -> _Call:
-        check_model(key, request.model)
-        history = [self._message(key, m.role, m.text, index) for index, m in enumerate(request.messages)]
+    async def _start(self, caller: Caller, request: ChatCompletionRequest) -> _Call:
+        check_model(caller, request.model)
+        history = [self._message(caller, m.role, m.text, index) for index, m in enumerate(request.messages)]
         last = history.pop()
         if last.role != "user":
             raise InvalidRequest("The last message must be the user's.", param="messages")
         async with self.sessions() as session:
             # Read together, as the worker reads a task's question: one connection checkout, not two.
-            template = await prompts.resolve_template(session, bot_id=key.bot_id, block_name=None)
-            documents = await has_documents(session, key.bot_id)
+            template = await prompts.resolve_template(session, bot_id=caller.bot_id, block_name=None)
+            documents = await has_documents(session, caller.bot_id)
         async with self._writes:
-            reservation = await self.budget.reserve(key, count_messages([*history, last]))
+            reservation = await self.budget.reserve(caller, count_messages([*history, last]))
         question = Question(
-            bot_id=key.bot_id,
+            bot_id=caller.bot_id,
             block_name=None,
             turn=memory.Turn(
                 user=ANONYMOUS, utterance=last.content, history=history, summary=None, has_documents=documents
@@ -127,12 +130,12 @@ class ChatService:
             max_tokens=min(request.max_completion_tokens or request.max_tokens or self.settings.openai_max_tokens,
                            self.settings.openai_max_tokens),
         )
-        return _Call(key=key, question=question, end_user=request.user, model=request.model, reservation=reservation)
+        return _Call(caller=caller, question=question, end_user=request.user, model=request.model, reservation=reservation)
 
     @staticmethod
-    def _message(key: KeyRef, role: str, text: str, index: int) -> ChatMessage:
+    def _message(caller: Caller, role: str, text: str, index: int) -> ChatMessage:
         if role in ("system", "developer"):
-            if not key.allow_system_messages:
+            if not caller.allow_system_messages:
                 raise InvalidRequest(
                     "System messages are not allowed with this API key; the bot's prompt template sets the system "
                     "prompt.",
@@ -147,7 +150,7 @@ class ChatService:
             async with self._writes, self.sessions.begin() as session:
                 user_id, message_id = await store_exchange(
                     session,
-                    key=call.key,
+                    caller=call.caller,
                     end_user=call.end_user,
                     question=call.question.turn.utterance,
                     answer=answer,
@@ -158,17 +161,17 @@ class ChatService:
             await self._settle(call, answer)
             raise
         await self._settle(call, answer, user_id=user_id, message_id=message_id)
-        logger.debug("Chat answer for key {}: in={} out={}", call.key.id, answer.input_tokens, answer.output_tokens)
+        logger.debug("Chat answer for {}: in={} out={}", describe(call.caller), answer.input_tokens, answer.output_tokens)
 
     async def _settle(
         self, call: _Call, answer: Answer | None, *, user_id: int | None = None, message_id: int | None = None
     ) -> None:
         async with self._writes:
-            await self.budget.settle(call.reservation, call.key, answer, user_id=user_id, message_id=message_id)
+            await self.budget.settle(call.reservation, call.caller, answer, user_id=user_id, message_id=message_id)
 
 
-def check_model(key: KeyRef, model_id: str) -> None:
-    if model_id != key.bot_id:
+def check_model(caller: Caller, model_id: str) -> None:
+    if model_id != caller.bot_id:
         raise ModelNotFound(
             f"The model '{model_id}' does not exist or this API key cannot use it; GET /v1/models lists the key's "
             "model.",
