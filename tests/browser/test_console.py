@@ -4,10 +4,13 @@ Every test also checks (fixture `console`) that the page made no request to anot
 error. Screenshots of every page are kept (see conftest.py).
 """
 
+import csv
+import io
 import json
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -257,10 +260,60 @@ def test_api_key_is_shown_once_and_revoked(console: Page, server: Server, shot) 
     secret = console.locator("#new-key").inner_text()
     assert secret.startswith("kb-")
     shot(console, "api-keys")
-    console.goto(server.url + "/console/api-keys")
+    # Post/Redirect/Get: a reload shows the list again, without the secret and without a second key.
+    expect(console).to_have_url(server.url + "/console/api-keys")
+    console.reload()
     expect(console.locator("#new-key")).to_have_count(0)
+    expect(console.locator("tr", has_text="홈페이지 위젯")).to_have_count(1)
+    assert server.sql("SELECT count(*) FROM apikey WHERE name = ?", "홈페이지 위젯") == [(1,)]
     expect(console.locator("tr", has_text="홈페이지 위젯")).to_contain_text(secret[:11])
     console.once("dialog", lambda dialog: dialog.accept())
     console.locator("tr", has_text="홈페이지 위젯").get_by_role("button", name="폐기").click()
     expect(console.get_by_role("status")).to_have_text("키를 폐기했어요.")
     expect(console.locator("tr", has_text="홈페이지 위젯")).to_contain_text("폐기됨")
+
+
+def test_chat_streams_the_answer_and_sends_the_history(console: Page, server: Server, shot) -> None:
+    # The bot's knowledge, which the offline answers (no OpenAI key here) are written from.
+    faqs = [dict(zip(("question", "answer"), row, strict=True)) for row in csv.reader(io.StringIO(FAQ))][1:]
+    uploaded = httpx.post(
+        server.url + "/api/knowledge/documents", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60,
+        json={"bot_id": "chat-page-bot", "title": "FAQ", "type": "faq", "faqs": faqs},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    log_in(console, server, "/console/chat")
+    expect(console.get_by_role("link", name="채팅")).to_have_attribute("aria-current", "page")
+    console.get_by_label("봇 ID").fill("chat-page-bot")
+    console.get_by_label("봇 ID").dispatch_event("change")
+    message = console.get_by_label("메시지 입력")
+    message.fill("환불은 며칠 걸려요?")
+    message.press("Enter")
+    log = console.locator("#chat-log")
+    expect(log.locator(".bubble.user")).to_have_text("환불은 며칠 걸려요?")
+    answer = log.locator(".bubble.bot").first
+    # Finished: the caret is gone once [DONE] came, and the text arrived in many chunks (token by token).
+    expect(answer).not_to_have_class(re.compile(r"streaming"), timeout=30_000)
+    expect(answer).to_contain_text("영업일 기준 3~5일")
+    assert int(answer.get_attribute("data-chunks") or 0) > 1
+    first_answer = answer.inner_text()
+
+    # The next message carries the conversation so far.
+    with console.expect_request("**/console/chat/completions") as sent:
+        message.fill("배송은 언제 출발하나요?")
+        message.press("Enter")
+    body = json.loads(sent.value.post_data or "{}")
+    assert body["model"] == "chat-page-bot"
+    assert body["messages"] == [
+        {"role": "user", "content": "환불은 며칠 걸려요?"},
+        {"role": "assistant", "content": first_answer},
+        {"role": "user", "content": "배송은 언제 출발하나요?"},
+    ]
+    expect(log.locator(".bubble.bot:not(.streaming)")).to_have_count(2, timeout=30_000)
+    # Stored like any chat answer, under the console's user of that bot.
+    rows = server.sql(
+        "SELECT m.role, m.text FROM message m JOIN appuser u ON u.id = m.user_id"
+        " WHERE u.bot_id = ? AND u.kakao_user_id = 'console' ORDER BY m.id", "chat-page-bot",
+    )
+    assert [role for role, _ in rows] == ["user", "assistant", "user", "assistant"]
+    assert rows[1][1] == first_answer
+    shot(console, "chat")

@@ -281,7 +281,7 @@ async def test_api_keys_create_shown_once_list_and_revoke(app: FastAPI, client: 
     assert (await client.post("/console/api-keys/999999/revoke", data={"csrf_token": csrf})).status_code == 404
 
 
-async def test_a_key_secret_flash_shows_only_in_the_session_that_made_it(app: FastAPI, client: httpx.AsyncClient) -> None:
+async def test_a_key_secret_flash_shows_only_in_the_session_that_made_it(client: httpx.AsyncClient) -> None:
     csrf = await log_in(client)
     await client.post("/console/api-keys", data={"csrf_token": csrf, "name": "위젯", "bot_id": "shop"})
     flash = client.cookies.get("console_flash", path="/console/api-keys")

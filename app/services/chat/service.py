@@ -161,7 +161,9 @@ class ChatService:
             await self._settle(call, answer)
             raise
         await self._settle(call, answer, user_id=user_id, message_id=message_id)
-        logger.debug("Chat answer for {}: in={} out={}", describe(call.caller), answer.input_tokens, answer.output_tokens)
+        logger.debug(
+            "Chat answer for {}: in={} out={}", describe(call.caller), answer.input_tokens, answer.output_tokens
+        )
 
     async def _settle(
         self, call: _Call, answer: Answer | None, *, user_id: int | None = None, message_id: int | None = None
