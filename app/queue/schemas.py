@@ -61,6 +61,22 @@ class StoredAnswer(BaseModel):
     cache_key: str | None = None  # the response cache key of an LLM answer
     cache_hit: bool = False  # served from the response cache: no model call, 0 tokens
 
+    def promptlog_values(self) -> dict[str, object]:
+        """The `promptlog` columns this answer fills (the caller adds the message, task and time)."""
+        return {
+            "template_name": self.template_name,
+            "template_version": self.template_version,
+            "rendered_prompt": self.rendered_prompt or "",
+            "model": self.model,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "latency_ms": self.latency_ms,
+            "finish_reason": self.finish_reason,
+            "sources": self.sources,
+            "cache_key": self.cache_key,
+            "cache_hit": self.cache_hit,
+        }
+
 
 class QueueStats(BaseModel):
     """Queue depth by status and the age of the oldest runnable task."""

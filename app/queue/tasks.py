@@ -206,22 +206,7 @@ async def complete(
         raise LeaseLost(str(task.id))
     if answer.rendered_prompt is not None:
         await conn.execute(
-            insert(_promptlog).values(
-                msg_id=message_id,
-                task_id=task.id,
-                template_name=answer.template_name,
-                template_version=answer.template_version,
-                rendered_prompt=answer.rendered_prompt,
-                model=answer.model,
-                input_tokens=answer.input_tokens,
-                output_tokens=answer.output_tokens,
-                latency_ms=answer.latency_ms,
-                finish_reason=answer.finish_reason,
-                sources=answer.sources,
-                cache_key=answer.cache_key,
-                cache_hit=answer.cache_hit,
-                created_at=now,
-            )
+            insert(_promptlog).values(msg_id=message_id, task_id=task.id, created_at=now, **answer.promptlog_values())
         )
     return message_id
 

@@ -38,20 +38,6 @@ async def store_exchange(
         session, conversation_id=conversation_id, user_id=user.id, role=Role.ASSISTANT, text=answer.text, now=now
     )
     await session.execute(
-        insert(_promptlog).values(
-            msg_id=message_id,
-            template_name=answer.template_name,
-            template_version=answer.template_version,
-            rendered_prompt=answer.rendered_prompt or "",
-            model=answer.model,
-            input_tokens=answer.input_tokens,
-            output_tokens=answer.output_tokens,
-            latency_ms=answer.latency_ms,
-            finish_reason=answer.finish_reason,
-            sources=answer.sources,
-            cache_key=answer.cache_key,
-            cache_hit=answer.cache_hit,
-            created_at=now,
-        )
+        insert(_promptlog).values(msg_id=message_id, created_at=now, **answer.promptlog_values())
     )
     return user.id, message_id
