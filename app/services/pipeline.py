@@ -289,9 +289,7 @@ class LLMPipeline(BasePipeline):
         started = time.monotonic()
         question = _normalised(question)
         async with asyncio.timeout(timeout):
-            prompt = await self._prompt(question)
-            key = self._cache_key(question, prompt.messages)
-            result = await self._cached(key, started)
+            prompt, key, result = await self._prepare(question, started)
             if result is not None:
                 return prompt.answer(result, key=key, cache_hit=True)
             try:
@@ -313,9 +311,7 @@ class LLMPipeline(BasePipeline):
         started = time.monotonic()
         question = _normalised(question)
         async with asyncio.timeout(timeout):
-            prompt = await self._prompt(question)
-            key = self._cache_key(question, prompt.messages)
-            hit = await self._cached(key, started)
+            prompt, key, hit = await self._prepare(question, started)
             if hit is not None:
                 return _WholeAnswerStream(prompt.answer(hit, key=key, cache_hit=True))
             try:
@@ -329,6 +325,12 @@ class LLMPipeline(BasePipeline):
                 await self._record_failure(question, exc)
                 raise
         return _ModelStream(stream, prompt, key=key, cache=self.cache)
+
+    async def _prepare(self, question: Question, started: float) -> tuple[_Prompt, CacheKey | None, LLMResult | None]:
+        """The prompt, its cache key and the cached answer to it, if any."""
+        prompt = await self._prompt(question)
+        key = self._cache_key(question, prompt.messages)
+        return prompt, key, await self._cached(key, started)
 
     async def _prompt(self, question: Question) -> _Prompt:
         passages = await self.context.passages(question)
