@@ -6,6 +6,7 @@ Without `OPENAI_API_KEY` the offline pipeline answers from the knowledge base al
 """
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -292,16 +293,13 @@ class LLMPipeline(BasePipeline):
             prompt, key, result = await self._prepare(question, started)
             if result is not None:
                 return prompt.answer(result, key=key, cache_hit=True)
-            try:
+            async with self._failure_recorded(question):
                 result = await self.llm.complete(
                     prompt.messages,
                     timeout=timeout - (time.monotonic() - started),
                     temperature=question.temperature,
                     max_tokens=question.max_tokens,
                 )
-            except PermanentError as exc:
-                await self._record_failure(question, exc)
-                raise
             if self.cache is not None and key is not None:
                 await self.cache.put(key, result)
         return prompt.answer(result, key=key)
@@ -314,16 +312,13 @@ class LLMPipeline(BasePipeline):
             prompt, key, hit = await self._prepare(question, started)
             if hit is not None:
                 return _WholeAnswerStream(prompt.answer(hit, key=key, cache_hit=True))
-            try:
+            async with self._failure_recorded(question):
                 stream = await self.llm.open_stream(
                     prompt.messages,
                     timeout=timeout - (time.monotonic() - started),
                     temperature=question.temperature,
                     max_tokens=question.max_tokens,
                 )
-            except PermanentError as exc:
-                await self._record_failure(question, exc)
-                raise
         return _ModelStream(stream, prompt, key=key, cache=self.cache)
 
     async def _prepare(self, question: Question, started: float) -> tuple[_Prompt, CacheKey | None, LLMResult | None]:
@@ -394,6 +389,15 @@ class LLMPipeline(BasePipeline):
             *memory.trim_history(turn.history, settings.history_token_budget),
             ChatMessage(role="user", content=turn.utterance),
         ]
+
+    @contextlib.asynccontextmanager
+    async def _failure_recorded(self, question: Question) -> AsyncIterator[None]:
+        """A model call that fails for good is recorded as an event before the error goes on."""
+        try:
+            yield
+        except PermanentError as exc:
+            await self._record_failure(question, exc)
+            raise
 
     async def _record_failure(self, question: Question, exc: PermanentError) -> None:
         if question.task_id is None:

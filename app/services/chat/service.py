@@ -9,6 +9,7 @@ knowledge passages and the client's messages as the conversation so far.
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,14 +76,8 @@ class ChatService:
 
     async def complete(self, caller: Caller, request: ChatCompletionRequest) -> dict[str, Any]:
         call = await self._start(caller, request)
-        try:
+        async with self._released_on_failure(call):
             answer = await self.pipeline.answer_question(call.question, timeout=self.settings.chat_timeout_seconds)
-        except TimeoutError as exc:
-            await self._settle(call, None)
-            raise RetryableError("the answer took too long") from exc
-        except BaseException:
-            await self._settle(call, None)
-            raise
         await self._finish(call, answer)
         return fmt.completion(id=fmt.completion_id(), model=call.model, answer=answer)
 
@@ -90,14 +85,8 @@ class ChatService:
         """Start the answer; errors until the model accepted the request are raised (a plain HTTP error)."""
         call = await self._start(caller, request)
         started = time.monotonic()
-        try:
+        async with self._released_on_failure(call):
             stream = await self.pipeline.open_stream(call.question, timeout=self.settings.chat_timeout_seconds)
-        except TimeoutError as exc:
-            await self._settle(call, None)
-            raise RetryableError("the answer took too long") from exc
-        except BaseException:
-            await self._settle(call, None)
-            raise
         return ChatStream(
             stream,
             model=call.model,
@@ -106,6 +95,18 @@ class ChatService:
             timeout=self.settings.chat_timeout_seconds - (time.monotonic() - started),
             finish=lambda answer: self._finish(call, answer),
         )
+
+    @contextlib.asynccontextmanager
+    async def _released_on_failure(self, call: _Call) -> AsyncIterator[None]:
+        """A call that fails before its answer gives its reservation back; running out of time is retryable."""
+        try:
+            yield
+        except TimeoutError as exc:
+            await self._settle(call, None)
+            raise RetryableError("the answer took too long") from exc
+        except BaseException:
+            await self._settle(call, None)
+            raise
 
     async def _start(self, caller: Caller, request: ChatCompletionRequest) -> _Call:
         check_model(caller, request.model)
