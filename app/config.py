@@ -89,8 +89,9 @@ class Settings(BaseSettings):
     rag_chunk_overlap: int = Field(150, ge=0)
     rag_top_k: int = Field(4, ge=1, le=50)
     rag_score_threshold: float = Field(0.3, ge=0, le=1)
-    semantic_rerank: Literal["none", "e5"] = "none"
+    semantic_rerank: Literal["auto", "none", "e5"] = "auto"
     semantic_score_threshold: float = Field(0.76, ge=0, le=1)
+    semantic_max_chunks: int = Field(500, ge=0)
     knowledge_max_upload_bytes: int = Field(10_000_000, ge=1024)
 
     # Usage and budgets (0 = no limit)

@@ -11,6 +11,8 @@ download), timing retrieval one query at a time. Memory: this process's RSS with
 
 import argparse
 import asyncio
+import json
+import multiprocessing
 import random
 import tempfile
 import time
@@ -20,7 +22,7 @@ from app.config import Settings
 from app.services.knowledge import KnowledgeBase
 from app.services.knowledge.base import Chunk
 from bench.common import percentile
-from bench.rag_quality import compare, report, run_quality
+from bench.rag_quality import EVAL, compare, report, run_quality
 
 BOT = "bench"
 SYLLABLES = "가나다라마바사아자차카타파하고노도로모보소오조초코토포호구누두루무부수우주추쿠투푸후기니디리미비시이지치"
@@ -49,6 +51,8 @@ async def run(chunks: int, queries: int, size: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings(_env_file=None, chroma_path=folder, embedding_backend="local", openai_api_key=None)  # type: ignore[call-arg]
         kb = KnowledgeBase(settings)
+        reranked = kb.encoder is not None and chunks <= settings.semantic_max_chunks
+        print(f"\n{chunks} chunks, ranked by {'e5 rerank' if reranked else 'the hybrid score'}")
         await kb.retrieve(BOT, "준비")  # load the analyser outside the timings
         items = [
             Chunk(f"doc{i // 50}:1:{i % 50}", synthetic_text(rng, size), {"doc_id": f"doc{i // 50}", "type": "text"})
@@ -58,11 +62,11 @@ async def run(chunks: int, queries: int, size: int) -> None:
         for start in range(0, chunks, 1000):
             await kb.add(BOT, items[start : start + 1000])
         ingest_seconds = time.perf_counter() - started
-        print(f"ingested {chunks} chunks (~{size} chars) in {ingest_seconds:.1f}s: {chunks / ingest_seconds:.0f} chunks/s")
+        print(f"ingested {chunks} chunks (~{size} chars) in {ingest_seconds:.1f}s: {chunks / ingest_seconds:.1f} chunks/s")
 
         started = time.perf_counter()
         await kb.retrieve(BOT, synthetic_query(rng))
-        print(f"first query (builds the BM25 index over {chunks} chunks): {(time.perf_counter() - started) * 1000:.0f} ms")
+        print(f"first query (reads the bot's chunks and builds the BM25 index over {chunks}): {(time.perf_counter() - started) * 1000:.0f} ms")
 
         latencies = []
         for _ in range(queries):
@@ -83,23 +87,59 @@ def rss_mb() -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
+def worker_rss() -> str:
+    """RSS of a fresh process holding the worker's modules, then after its first offline answer (Kiwi and e5 loaded)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_first_answer_rss)
+
+
+def _first_answer_rss() -> str:
+    import worker.runtime  # noqa: F401 - the worker's own imports, as `python -m worker` holds them
+    from app.services.pipeline import build_pipeline  # noqa: F401
+
+    imported, _ = rss_mb()
+    entries = json.loads((EVAL / "dev" / "insurance.json").read_text(encoding="utf-8"))["entries"]
+    chunks = [
+        Chunk(e["id"], f"질문: {e['question']}\n답변: {e['answer']}", {"doc_id": "faq", "type": "faq", "answer": e["answer"]})
+        for e in entries
+    ]
+    with tempfile.TemporaryDirectory() as folder:
+        settings = Settings(_env_file=None, chroma_path=folder, openai_api_key=None)  # type: ignore[call-arg]
+
+        async def answer() -> bool:
+            kb = KnowledgeBase(settings)
+            await kb.add(BOT, chunks)
+            await kb.offline_answer(BOT, "실비 청구 어떻게 해요?")
+            await kb.aclose()
+            return kb.encoder is not None
+
+        reranked = asyncio.run(answer())
+    now, peak = rss_mb()
+    return (
+        f"worker process RSS: {imported:.0f} MB with its modules imported, {now:.0f} MB (peak {peak:.0f} MB) after "
+        f"its first offline answer ({'Kiwi and e5 loaded' if reranked else 'Kiwi loaded, no e5 here'})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--chunks", type=int, default=10_000)
+    parser.add_argument("--chunks", type=int, default=10_000, help="chunks of the large bot (hybrid score)")
+    parser.add_argument("--rerank-chunks", type=int, default=500, help="chunks of the reranked bot (0: none)")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--size", type=int, default=400, help="characters per chunk")
     parser.add_argument("--skip-quality", action="store_true", help="no rag_eval run")
-    parser.add_argument("--skip-e5", action="store_true", help="no SEMANTIC_RERANK=e5 run beside the default")
+    parser.add_argument("--skip-none", action="store_true", help="no SEMANTIC_RERANK=none run beside the default")
     parser.add_argument("--skip-speed", action="store_true", help="no ingestion and latency run")
     parser.add_argument("--openai-fake", action="store_true", help="also the OpenAI embeddings path on a local fake")
     args = parser.parse_args()
     if not args.skip_quality:
-        modes = {"none": run_quality()}
-        print(report(modes["none"]))
-        if not args.skip_e5:
-            modes["e5"] = run_quality(semantic=True)
-            print("\nSEMANTIC_RERANK=e5")
-            print(report(modes["e5"]))
+        modes = {"auto": run_quality()}
+        print("SEMANTIC_RERANK=auto (the default: e5 rerank)")
+        print(report(modes["auto"]))
+        if not args.skip_none:
+            modes["none"] = run_quality(rerank="none")
+            print("\nSEMANTIC_RERANK=none")
+            print(report(modes["none"]))
         print()
         print(compare(modes))
         rss, peak = rss_mb()
@@ -109,8 +149,11 @@ def main() -> None:
         print(report(run_quality(openai_fake=True)))
     if not args.skip_speed:
         asyncio.run(run(args.chunks, args.queries, args.size))
+        if args.rerank_chunks:
+            asyncio.run(run(args.rerank_chunks, args.queries, args.size))
     rss, peak = rss_mb()
-    print(f"process RSS with the models loaded: {rss:.0f} MB (peak {peak:.0f} MB)")
+    print(f"this benchmark's RSS with the models and every bot loaded: {rss:.0f} MB (peak {peak:.0f} MB)")
+    print(worker_rss())
 
 
 if __name__ == "__main__":

@@ -66,8 +66,8 @@ def domains(split: str) -> list[dict[str, Any]]:
     return [json.loads(path.read_text(encoding="utf-8")) for path in sorted((EVAL / split).glob("*.json"))]
 
 
-def migrated_database(folder: str, *, openai_fake: bool = False, semantic: bool = False) -> Settings:
-    """Settings for a fresh SQLite database and Chroma folder under `folder`: local backend or OpenAI's, e5 or not."""
+def migrated_database(folder: str, *, openai_fake: bool = False, rerank: str = "auto") -> Settings:
+    """Settings for a fresh SQLite database and Chroma folder under `folder`: local backend or OpenAI's, `SEMANTIC_RERANK`."""
     url = f"sqlite+aiosqlite:///{folder}/bench.db"
     config = Config(str(ROOT / "alembic.ini"))
     config.attributes["database_url"] = url
@@ -77,7 +77,7 @@ def migrated_database(folder: str, *, openai_fake: bool = False, semantic: bool 
         _env_file=None,
         database_url=url,
         chroma_path=f"{folder}/chroma",
-        semantic_rerank="e5" if semantic else "none",
+        semantic_rerank=rerank,
         **(backend if openai_fake else {"embedding_backend": "local", "openai_api_key": None}),
     )
 
@@ -134,12 +134,12 @@ async def evaluate(split: str, data: dict[str, Any], db: Database, kb: Knowledge
 
 
 def run_quality(
-    splits: tuple[str, ...] = SPLITS, *, openai_fake: bool = False, semantic: bool = False
+    splits: tuple[str, ...] = SPLITS, *, openai_fake: bool = False, rerank: str = "auto"
 ) -> list[DomainResult]:
-    """Every domain of the given splits, each as its own bot in one fresh database (e5 rerank if `semantic`)."""
+    """Every domain of the given splits, each as its own bot in one fresh database, with `SEMANTIC_RERANK=rerank`."""
     with tempfile.TemporaryDirectory() as folder:
         # Migrations run their own event loop, so before ours.
-        settings = migrated_database(folder, openai_fake=openai_fake, semantic=semantic)
+        settings = migrated_database(folder, openai_fake=openai_fake, rerank=rerank)
         if not openai_fake:
             return asyncio.run(_evaluate_all(settings, splits))
         with respx.mock(assert_all_called=True) as mock:

@@ -53,6 +53,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "openai_api_key": None,
         "kakao_skill_secret": None,
         "debug": False,
+        # e5 costs ~0.15 s per uploaded chunk; the tests of the rerank and of the default settings turn it on.
+        "semantic_rerank": "none",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

