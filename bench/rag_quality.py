@@ -1,4 +1,4 @@
-"""Retrieval quality on the hand-written FAQ sets of `bench/rag_eval` (frozen and dev splits).
+"""Retrieval quality on the hand-written FAQ sets of `bench/rag_eval` (frozen, holdout and dev splits).
 
 Each domain becomes one bot whose entries are uploaded as an FAQ document through `ingest`, the path
 `POST /api/knowledge/documents` takes; its queries then go through `retrieve` (what
@@ -29,7 +29,7 @@ from bench.common import percentile
 
 EVAL = Path(__file__).resolve().parent / "rag_eval"
 ROOT = EVAL.parent.parent
-SPLITS = ("frozen", "dev")
+SPLITS = ("frozen", "holdout", "dev")
 FAKE_OPENAI = "http://openai.fake/v1"
 FAKE_DIM = 256
 
