@@ -435,6 +435,7 @@ class OfflinePipeline(BasePipeline):
             sources=sources_json(result.sources),
             passages=result.sources,
             found=result.found,
+            quick_replies=result.suggestions,
         )
 
     async def open_stream(self, question: Question, *, timeout: float) -> AnswerStream:

@@ -12,6 +12,8 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.db import Database
+from app.kakao import text_reply
+from app.kakao.limits import MAX_LABEL_CHARS
 from app.models import AppUser, EventLog, PromptLog, Role, utcnow
 from app.queue import complete
 from app.services import prompts
@@ -302,6 +304,35 @@ async def test_offline_mode_answers_from_the_knowledge_base(
     assert json.loads(found.rendered_prompt or "") == [{"role": "user", "content": "배송비가 얼마예요?"}]
     assert len(json.loads(found.sources or "")) == 1
     assert (unknown.text, unknown.sources) == (NOT_FOUND, "[]")
+
+
+async def test_an_offline_answer_that_declines_offers_the_nearest_faq_questions_as_kakao_quick_replies(
+    settings: Settings, db: Database, kb: KnowledgeBase
+) -> None:
+    await add_faqs(db, kb)
+    user = await add_user(db, "u-1")
+    conv = await add_conversation(db, user)
+    strict = KnowledgeBase(settings.model_copy(update={"rag_score_threshold": 0.99}))  # nothing is quoted
+    pipeline = build_pipeline(settings, db, knowledge=strict)
+    with respx.mock:
+        task = await claimed_task(db, user, conv, await say(db, conv, user, Role.USER, "택배비 얼마 나와요"))
+        declined = await pipeline.answer(task, timeout=20)
+    await pipeline.aclose()
+    assert not declined.found and declined.text.startswith(NOT_FOUND)
+    assert declined.quick_replies[0] == "배송비는 얼마인가요?"
+    assert all(f"· {q}" in declined.text for q in declined.quick_replies)
+
+    # What the worker sends to Kakao: each suggestion a quick reply that sends the whole question back ...
+    body = text_reply(declined.text, quick_replies=declined.quick_replies).model_dump(by_alias=True, exclude_none=True)
+    replies = body["template"]["quickReplies"]
+    assert [r["messageText"] for r in replies] == declined.quick_replies
+    assert all(len(r["label"]) <= MAX_LABEL_CHARS and r["action"] == "message" for r in replies)
+    # ... which the default threshold answers.
+    answering = build_pipeline(settings, db, knowledge=kb)
+    with respx.mock:
+        task = await claimed_task(db, user, conv, await say(db, conv, user, Role.USER, replies[0]["messageText"]))
+        answered = await answering.answer(task, timeout=20)
+    assert answered.found and "3,000원" in answered.text and answered.quick_replies == []
 
 
 async def test_offline_mode_still_learns_names(settings: Settings, db: Database, kb: KnowledgeBase) -> None:

@@ -20,10 +20,12 @@ def compose(passages: list[Passage]) -> OfflineAnswer:
     """Quote the best passage when it is confident (reaches `RAG_SCORE_THRESHOLD`), naming where it came from.
 
     A weaker best match is not quoted (a question no entry answers would get a wrong entry); the reply
-    says so and lists the nearest FAQ questions, since the right one is often among them.
+    says so and lists the nearest FAQ questions, since the right one is often among them (also as
+    `suggestions`, which Kakao shows as quick replies that send the question).
     """
     if not passages or not passages[0].confident:
-        return OfflineAnswer(text=_not_found(passages), found=False)
+        questions = list(dict.fromkeys(_faq_question(p) for p in passages if p.type is DocType.FAQ))
+        return OfflineAnswer(text=_not_found(questions), found=False, suggestions=questions)
     best = passages[0]
     if best.type is DocType.FAQ and best.answer:
         # Long FAQ answers are cut too: the whole reply must fit one Kakao bubble (1000 characters).
@@ -39,8 +41,7 @@ def source_label(passage: Passage) -> str:
     return f"(출처: {passage.title or passage.source}{page})"
 
 
-def _not_found(passages: list[Passage]) -> str:
-    questions = dict.fromkeys(_faq_question(p) for p in passages if p.type is DocType.FAQ)
+def _not_found(questions: list[str]) -> str:
     if not questions:
         return NOT_FOUND
     listed = "\n".join(f"· {bounded(q, MAX_SUGGESTION)}" for q in questions)

@@ -31,11 +31,15 @@ class Passage(BaseModel):
 
 
 class OfflineAnswer(BaseModel):
-    """An answer built without an LLM; `found` is False when no passage is confident enough to quote."""
+    """An answer built without an LLM; `found` is False when no passage is confident enough to quote.
+
+    `suggestions` are the nearest FAQ questions a declining answer lists (Kakao shows them as quick replies).
+    """
 
     text: str
     found: bool
     sources: list[Passage] = []
+    suggestions: list[str] = []
 
 
 class SearchFilter(BaseModel):

@@ -53,6 +53,7 @@ async def test_weak_matches_are_returned_but_not_quoted(tmp_path: Path) -> None:
     assert (answer_text.found, answer_text.sources) == (False, [])
     # It says it does not know, quotes no answer, and offers the nearest FAQ question instead.
     assert answer_text.text == f"{NOT_FOUND}\n\n{SUGGEST_INTRO}\n· {question}"
+    assert answer_text.suggestions == [question]
     assert await kb.retrieve("bot", "오늘 점심 뭐 먹지") == []  # nothing in common: nothing returned
 
 
@@ -65,6 +66,7 @@ def test_compose_quotes_only_a_confident_best_passage() -> None:
     assert compose([best.model_copy(update={"confident": False})]).text == f"{NOT_FOUND}\n\n{SUGGEST_INTRO}\n· q"
     text_passage = best.model_copy(update={"confident": False, "type": DocType.TEXT})
     assert compose([text_passage]).text == compose([]).text == NOT_FOUND
+    assert compose([text_passage]).suggestions == compose([best]).suggestions == []
 
 
 def test_a_long_faq_answer_fits_one_kakao_bubble() -> None:
