@@ -4,6 +4,7 @@ import asyncio
 import base64
 import importlib.util
 import threading
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -27,6 +28,8 @@ THREADS = 1
 VECTOR_KEY = "semantic"
 MODEL_KEY = "semantic_model"
 DIM = 384
+# Question vectors kept per process (about 6 MB).
+QUERY_CACHE = 4096
 
 
 class Encoder(Protocol):
@@ -47,6 +50,8 @@ class E5Encoder:
     def __init__(self) -> None:
         self._model: E5 | None = None
         self._lock = threading.Lock()
+        # Kakao quick replies and common questions arrive word for word again: their vector is kept (1.5 KB each).
+        self._query_vector = lru_cache(maxsize=QUERY_CACHE)(self._query)
 
     def _loaded(self) -> "E5":
         if self._model is None:
@@ -58,7 +63,9 @@ class E5Encoder:
 
     def _query(self, text: str) -> np.ndarray:
         with self._lock:
-            return self._loaded().query(text)
+            vector = self._loaded().query(text)
+        vector.setflags(write=False)  # shared by every later asker of the same question
+        return vector
 
     def _passages(self, texts: list[str]) -> np.ndarray:
         vectors = np.empty((len(texts), DIM), dtype=np.float32)
@@ -70,7 +77,7 @@ class E5Encoder:
 
     async def query(self, text: str) -> np.ndarray:
         """The unit vector of a question ("query: " prefix), off the event loop."""
-        return await asyncio.to_thread(self._query, text)
+        return await asyncio.to_thread(self._query_vector, text)
 
     async def passages(self, texts: list[str]) -> np.ndarray:
         """Unit vectors of stored texts ("passage: " prefix), each cut to `PASSAGE_CHARS`, off the event loop."""

@@ -64,6 +64,8 @@ async def test_e5_encoder_gives_unit_vectors_with_the_query_and_passage_prefixes
     np.testing.assert_allclose(query, model.encode("택배 며칠 걸려요?", True), atol=1e-5)
     np.testing.assert_allclose(passage, model.encode("택배 며칠 걸려요?", False), atol=1e-5)
     assert float(query @ passage) < 0.999  # the prefixes differ
+    again = await encoder.query("택배 며칠 걸려요?")
+    assert again is query and not again.flags.writeable  # asked again word for word: kept, and nobody may change it
     long_text = "배송 안내입니다. " * 100
     cut, full = await encoder.passages([long_text, long_text[:PASSAGE_CHARS]])
     np.testing.assert_allclose(cut, full, atol=1e-6)
