@@ -78,7 +78,22 @@ async def run(chunks: int, queries: int, size: int) -> None:
             f"query latency over {queries} queries: p50 {percentile(latencies, 0.5):.1f} ms, "
             f"p95 {percentile(latencies, 0.95):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms"
         )
+        await throughput(kb, [synthetic_query(rng) for _ in range(queries)])
         await kb.aclose()
+
+
+async def throughput(kb: KnowledgeBase, questions: list[str], concurrency: int = 16) -> None:
+    """Questions answered per second with `concurrency` at once, as a worker's parallel tasks would ask them."""
+    pending = iter(questions)
+
+    async def asker() -> None:
+        for question in pending:
+            await kb.retrieve(BOT, question, threshold=0.0)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(asker() for _ in range(concurrency)))
+    seconds = time.perf_counter() - started
+    print(f"{len(questions)} queries, {concurrency} at a time: {len(questions) / seconds:.0f} queries/s")
 
 
 def rss_mb() -> tuple[float, float]:

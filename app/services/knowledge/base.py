@@ -137,14 +137,20 @@ class KnowledgeBase:
         if corpus.semantic is None:
             if bot_id not in self._unranked:
                 self._unranked.add(bot_id)
-                logger.warning(
-                    "Semantic rerank is on but bot {} is ranked by the hybrid score: it has more than "
-                    "SEMANTIC_MAX_CHUNKS ({}) chunks, or chunks without {} vectors (uploaded before the rerank was "
-                    "turned on: upload them again)",
-                    bot_id,
-                    self.settings.semantic_max_chunks,
-                    self.encoder.name,
-                )
+                if len(corpus.ids) > self.settings.semantic_max_chunks:
+                    logger.info(
+                        "Bot {} has {} chunks, more than SEMANTIC_MAX_CHUNKS ({}): ranked by the hybrid score",
+                        bot_id,
+                        len(corpus.ids),
+                        self.settings.semantic_max_chunks,
+                    )
+                else:
+                    logger.warning(
+                        "Semantic rerank is on but bot {} has chunks without {} vectors (uploaded before it was on): "
+                        "ranked by the hybrid score until its documents are uploaded again",
+                        bot_id,
+                        self.encoder.name,
+                    )
             return None
         return await self.encoder.query(query)
 

@@ -180,7 +180,7 @@ async def test_no_vectors_are_made_beyond_semantic_max_chunks_and_a_replaced_doc
     await kb.add(BOT, CHUNKS)
     assert (await kb.retrieve(BOT, question))[0].chunk_id == "d:1:2"  # reranked: the stub wins
 
-    # The same document again (its old version is replaced after) stays within 4: still reranked.
+    # The same document again stays within 4 (its old version does not count: ingest removes it after): reranked.
     await kb.add(BOT, [Chunk(c.id.replace(":1:", ":2:"), c.text, c.metadata) for c in CHUNKS])
     stored = kb.store.get(BOT, kb.embedder.name).get(include=["metadatas"])  # type: ignore[union-attr]
     assert all(MODEL_KEY in meta for meta in stored["metadatas"])
@@ -189,7 +189,15 @@ async def test_no_vectors_are_made_beyond_semantic_max_chunks_and_a_replaced_doc
     await kb.add(BOT, [Chunk(c.id.replace("d:", "e:"), c.text, {**c.metadata, "doc_id": "e"}) for c in CHUNKS])
     stored = kb.store.get(BOT, kb.embedder.name).get(where={"doc_id": "e"}, include=["metadatas"])  # type: ignore[union-attr]
     assert not any(MODEL_KEY in meta for meta in stored["metadatas"])
-    assert (await kb.retrieve(BOT, question))[0].chunk_id in {"d:1:0", "d:2:0", "e:1:0"}
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="INFO", format="{level} {message}")
+    try:
+        assert (await kb.retrieve(BOT, question))[0].chunk_id in {"d:1:0", "d:2:0", "e:1:0"}
+    finally:
+        logger.remove(sink)
+    assert [line for line in lines if "SEMANTIC_MAX_CHUNKS" in line] == [
+        "INFO Bot semantic-bot has 9 chunks, more than SEMANTIC_MAX_CHUNKS (4): ranked by the hybrid score\n"
+    ]
     await kb.aclose()
 
 
