@@ -241,3 +241,29 @@ async def test_health_is_503_on_a_new_database_and_200_once_upgraded(new_databas
     assert before.json() == {"status": "error", "database": "ok", "schema": "behind", "current": None,
                              "head": head_revision()}
     assert (after.status_code, after.json()) == (200, {"status": "ok", "database": "ok"})
+
+
+# --- the knowledge CLI on a new database ------------------------------------------------------------------
+
+
+def test_knowledge_cli_loads_faqs_into_a_new_database_and_searches_them(new_database_url: str, tmp_path: Path) -> None:
+    """A new user may load the knowledge base before ever starting the server: the CLI migrates like run_server.py."""
+    faq = tmp_path / "faq.csv"
+    faq.write_text("질문,답변\n배송은 얼마나 걸리나요?,결제 후 2~3일 안에 받아요.\n환불은 언제 되나요?,3영업일 안에 돼요.\n",
+                   encoding="utf-8")
+    broken = tmp_path / "broken.csv"
+    broken.write_text("질문,답변\n답변 없는 질문,\n", encoding="utf-8")
+    env = child_env(new_database_url, tmp_path, SEMANTIC_RERANK="none")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "app.services.knowledge", *args]
+        return subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    loaded = cli("ingest", str(faq), str(broken), "--bot", "shop")
+    assert loaded.returncode == 1, loaded.stderr  # one file failed, the other went in
+    assert f"FAILED {broken}" in loaded.stdout and "1 of 2 files ingested for bot 'shop'" in loaded.stdout
+    found = cli("search", "택배 며칠 걸려요", "--bot", "shop")
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.splitlines()[1].strip().startswith("'질문: 배송은 얼마나 걸리나요?")
+    revision, tables = asyncio.run(schema_of(new_database_url))
+    assert revision == head_revision() and "knowledgedocument" in tables

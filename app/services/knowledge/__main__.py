@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from app.config import Settings, load_settings
 from app.db import Database
+from app.schema import upgrade_to_head
 from app.services.errors import AnswerError
 from app.services.knowledge import KnowledgeBase
 from app.services.knowledge.errors import KnowledgeError
@@ -30,7 +31,12 @@ def files_under(paths: list[str]) -> list[Path]:
 
 
 async def run_ingest(settings: Settings, paths: list[Path], *, bot_id: str, category: str | None) -> int:
-    """Ingest each file, reporting failures and going on; the exit code is 1 if any failed."""
+    """Ingest each file, reporting failures and going on; the exit code is 1 if any failed.
+
+    The database is brought to the current schema first, as `run_server.py` does: a new user may load the
+    knowledge base before ever starting the server.
+    """
+    await upgrade_to_head(settings)
     db = Database(settings)
     kb = KnowledgeBase(settings)
     failed = 0
