@@ -42,7 +42,6 @@ class Corpus:
         self.metadatas = metadatas
         self.position = {chunk_id: i for i, chunk_id in enumerate(ids)}
         self.index = BM25Index([str(m.get("terms", "")).split() for m in metadatas])
-        # None when not asked for or when some chunk has no vector from this model.
         # A reranked bot (every chunk has a vector of `semantic_model`, and the embeddings were read) is ranked
         # whole in memory, without Chroma's index; None for any other bot.
         reranked = semantic_model is not None and vectors is not None
@@ -131,7 +130,7 @@ def semantic_search(
     """
     assert corpus.semantic is not None and corpus.vectors is not None
     _, coverage = corpus.index.scores(query_terms)
-    cosine = corpus.vectors @ np.asarray(query_vector, dtype=np.float32)
+    cosine = corpus.vectors @ _unit_rows(np.asarray([query_vector], dtype=np.float32))[0]
     hybrid = VECTOR_WEIGHT * np.maximum(cosine, 0.0) + LEXICAL_WEIGHT * coverage
     scores = SEMANTIC_WEIGHT * np.maximum(corpus.semantic @ semantic_query, 0.0) + (1 - SEMANTIC_WEIGHT) * hybrid
     allowed = corpus.allowed(search_filter)
