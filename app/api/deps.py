@@ -102,6 +102,7 @@ async def get_knowledge(request: Request) -> KnowledgeBase:
     kb = getattr(request.app.state, "knowledge", None)
     if kb is None:
         kb = request.app.state.knowledge = KnowledgeBase(request.app.state.settings)
+        request.app.state.closing.push_async_callback(kb.aclose)  # stops its background e5 work on shutdown
     return kb
 
 

@@ -54,6 +54,9 @@ async def run_ingest(settings: Settings, paths: list[Path], *, bot_id: str, cate
                     continue
                 verb = "replaced" if result.replaced else "added"
                 tqdm.write(f"{verb} {path} ({result.document.chunk_count} chunks, id {result.document.id})")
+        if kb.backfill is not None:
+            print("making the e5 vectors of the new chunks (about 0.15 s each) ...", flush=True)
+            await kb.vectors_ready()  # made in the background; this process must not exit before
     finally:
         await kb.aclose()
         await db.dispose()

@@ -11,12 +11,13 @@ from loguru import logger
 
 from app.config import Settings
 from app.services.knowledge import offline
+from app.services.knowledge.backfill import SemanticBackfill
 from app.services.knowledge.embeddings import Embedder, build_embedder, close_embedder
 from app.services.knowledge.expansion import expand
 from app.services.knowledge.morphemes import Analysis, Morphemes
 from app.services.knowledge.retrieval import MIN_SCORE, Corpus, hybrid_search, semantic_search
 from app.services.knowledge.schemas import OfflineAnswer, Passage, SearchFilter
-from app.services.knowledge.semantic import MODEL_KEY, VECTOR_KEY, Encoder, build_encoder, to_metadata
+from app.services.knowledge.semantic import Encoder, build_encoder
 from app.services.knowledge.store import VectorStore
 
 if TYPE_CHECKING:
@@ -58,6 +59,17 @@ class KnowledgeBase:
         self.morphemes = Morphemes()
         self._embedder: Embedder | None = None
         self.encoder: Encoder | None = build_encoder(settings)
+        self.backfill = (
+            SemanticBackfill(
+                self.store,
+                self._current_encoder,
+                settings.semantic_max_chunks,
+                self._collection_of,
+                lambda bot_id: self._bots.pop(bot_id, None),
+            )
+            if self.encoder is not None
+            else None
+        )
         self._unranked: set[str] = set()  # bots already logged as lacking semantic vectors
         self._bots: dict[str, _BotState] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -69,8 +81,16 @@ class KnowledgeBase:
         return self._embedder
 
     async def aclose(self) -> None:
+        if self.backfill is not None:
+            await self.backfill.aclose()
         if self._embedder is not None:
             await close_embedder(self._embedder)
+            self._embedder = None
+
+    async def vectors_ready(self) -> None:
+        """Wait until this process has made the e5 vectors it started on (the CLI and the benchmark wait)."""
+        if self.backfill is not None:
+            await self.backfill.wait()
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -135,9 +155,10 @@ class KnowledgeBase:
         if self.encoder is None:
             return None
         if corpus.semantic is None:
+            over = len(corpus.ids) > self.settings.semantic_max_chunks
             if bot_id not in self._unranked:
                 self._unranked.add(bot_id)
-                if len(corpus.ids) > self.settings.semantic_max_chunks:
+                if over:
                     logger.info(
                         "Bot {} has {} chunks, more than SEMANTIC_MAX_CHUNKS ({}): ranked by the hybrid score",
                         bot_id,
@@ -145,12 +166,9 @@ class KnowledgeBase:
                         self.settings.semantic_max_chunks,
                     )
                 else:
-                    logger.warning(
-                        "Semantic rerank is on but bot {} has chunks without {} vectors (uploaded before it was on): "
-                        "ranked by the hybrid score until its documents are uploaded again",
-                        bot_id,
-                        self.encoder.name,
-                    )
+                    logger.info("Bot {} is ranked by the hybrid score until its e5 vectors are made", bot_id)
+            if not over and self.backfill is not None:
+                self.backfill.noticed(bot_id)
             return None
         return await self.encoder.query(query)
 
@@ -176,6 +194,8 @@ class KnowledgeBase:
         async def remove(state: _BotState) -> None:
             await asyncio.to_thread(state.collection.delete, where=where)
             await self._changed(state)
+            if self.backfill is not None:
+                self.backfill.ensure(bot_id)  # the bot may be back within SEMANTIC_MAX_CHUNKS
 
         await self._with_collection(bot_id, remove, create=False)
 
@@ -201,17 +221,13 @@ class KnowledgeBase:
         return None
 
     async def _write(self, bot_id: str, state: _BotState, chunks: list[Chunk]) -> None:
-        rerank = self.encoder is not None and await asyncio.to_thread(self._within_rerank_size, state, chunks)
+        """Store chunks with their terms and embeddings; e5 vectors follow in the background (about 0.15 s each)."""
         for start in range(0, len(chunks), _ADD_BATCH):
             batch = chunks[start : start + _ADD_BATCH]
             texts = [c.text for c in batch]
             analyses = await asyncio.to_thread(self.morphemes.analyze, [c.index_text or c.text for c in batch])
             vectors = await self.embedder.embed(texts, analyses)
             metadatas = [_stored_metadata(c, a) for c, a in zip(batch, analyses, strict=True)]
-            if rerank:
-                assert self.encoder is not None
-                for meta, semantic in zip(metadatas, await self.encoder.passages(texts), strict=True):
-                    meta.update(to_metadata(semantic, self.encoder.name))
             await asyncio.to_thread(
                 state.collection.upsert,
                 ids=[c.id for c in batch],
@@ -220,16 +236,16 @@ class KnowledgeBase:
                 metadatas=metadatas,
             )
         await self._changed(state)
+        if self.backfill is not None:
+            self.backfill.ensure(bot_id)
 
-    def _within_rerank_size(self, state: _BotState, chunks: list[Chunk]) -> bool:
-        """Whether the bot stays within `SEMANTIC_MAX_CHUNKS` with these chunks (their documents' old versions
-        are replaced, so they do not count); beyond it no e5 vectors are made (about 0.15 s per chunk)."""
-        limit = self.settings.semantic_max_chunks
-        if len(chunks) > limit:
-            return False
-        doc_ids = sorted({str(c.metadata.get("doc_id", "")) for c in chunks})
-        replaced = state.collection.get(where={"doc_id": {"$in": doc_ids}}, include=[])["ids"]
-        return state.collection.count() - len(replaced) + len(chunks) <= limit
+    def _current_encoder(self) -> Encoder:
+        assert self.encoder is not None
+        return self.encoder
+
+    async def _collection_of(self, bot_id: str) -> "Collection | None":
+        state = await self._state(bot_id, create=False)
+        return state.collection if state else None
 
     async def _changed(self, state: _BotState) -> None:
         await asyncio.to_thread(self.store.touch, state.collection)
@@ -315,4 +331,5 @@ def _stored_metadata(chunk: Chunk, analysis: Analysis) -> dict[str, Any]:
 
 
 def _original_metadata(stored: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in stored.items() if k not in ("terms", "index_text", VECTOR_KEY, MODEL_KEY)}
+    """What a chunk was stored with (its e5 vector too: it does not depend on the embedding backend)."""
+    return {k: v for k, v in stored.items() if k not in ("terms", "index_text")}

@@ -113,6 +113,10 @@ class VectorStore:
                 found.append(collection)
         return found
 
+    def fresh(self, collection: "Collection") -> "Collection":
+        """The collection as stored now (its metadata as other processes last wrote it)."""
+        return self.client.get_collection(collection.name, embedding_function=None)
+
     def drop(self, name: str) -> None:
         self.client.delete_collection(name)
 

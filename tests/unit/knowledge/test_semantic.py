@@ -1,6 +1,8 @@
 """The e5 rerank: the encoder and `auto`, vectors in chunk metadata, the blend, the size limit, the fallbacks."""
 
+import asyncio
 import importlib.util
+import time
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,7 @@ from loguru import logger
 
 from app.config import Settings
 from app.services.knowledge import KnowledgeBase, SearchFilter
+from app.services.knowledge.backfill import LEASE_KEY, SemanticBackfill
 from app.services.knowledge.base import Chunk
 from app.services.knowledge.schemas import DocType
 from app.services.knowledge.semantic import (
@@ -83,6 +86,7 @@ async def test_blend_is_weighted_e5_cosine_plus_the_hybrid_score(tmp_path: Path)
     semantic = KnowledgeBase(kb_settings(tmp_path, semantic_rerank="e5", semantic_score_threshold=0.5))
     semantic.encoder = StubEncoder("회원 탈퇴")
     await semantic.add(BOT, CHUNKS)
+    await semantic.vectors_ready()
     hybrid = KnowledgeBase(kb_settings(tmp_path))  # same folder and collection, no rerank
     question = "배송 얼마나 걸려요?"
 
@@ -100,7 +104,9 @@ async def test_blend_is_weighted_e5_cosine_plus_the_hybrid_score(tmp_path: Path)
     await hybrid.aclose()
 
 
-async def test_a_base_built_without_vectors_keeps_todays_score_when_rerank_is_turned_on(tmp_path: Path) -> None:
+async def test_a_base_built_without_vectors_keeps_todays_score_until_its_vectors_are_made_in_the_background(
+    tmp_path: Path,
+) -> None:
     before = KnowledgeBase(kb_settings(tmp_path))
     await before.add(BOT, CHUNKS)
     question = "배송 얼마나 걸려요?"
@@ -109,21 +115,72 @@ async def test_a_base_built_without_vectors_keeps_todays_score_when_rerank_is_tu
     after = KnowledgeBase(kb_settings(tmp_path, semantic_rerank="e5"))
     stub = StubEncoder("회원 탈퇴")
     after.encoder = stub
-    warnings: list[str] = []
-    sink = logger.add(warnings.append, level="WARNING", format="{message}")
-    try:
-        for _ in range(2):
-            assert [(p.chunk_id, p.score, p.confident) for p in await after.retrieve(BOT, question)] == expected
-    finally:
-        logger.remove(sink)
-    assert stub.queries == []  # no vectors: the question is not embedded at all
-    assert len(warnings) == 1 and "without stub-v1 vectors" in warnings[0]
+    assert [(p.chunk_id, p.score, p.confident) for p in await after.retrieve(BOT, question)] == expected
+    assert stub.queries == []  # no vectors yet: the question is not embedded at all
 
-    # Uploading again stores the vectors, and the rerank applies.
-    await after.add(BOT, CHUNKS)
+    # Meeting the bot without vectors started making them; no upload is needed.
+    await after.vectors_ready()
     assert (await after.retrieve(BOT, question))[0].chunk_id == "d:1:2"
+    assert stub.queries == [question]
     await before.aclose()
     await after.aclose()
+
+
+class GatedEncoder(StubEncoder):
+    """Makes passage vectors only once `gate` is set."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(target)
+        self.gate = asyncio.Event()
+
+    async def passages(self, texts: list[str]) -> np.ndarray:
+        await self.gate.wait()
+        return await super().passages(texts)
+
+
+async def test_an_upload_returns_before_the_e5_vectors_and_the_rerank_applies_once_they_are_made(
+    tmp_path: Path,
+) -> None:
+    kb = KnowledgeBase(kb_settings(tmp_path, semantic_rerank="e5"))
+    kb.encoder = encoder = GatedEncoder("회원 탈퇴")
+    await kb.add(BOT, CHUNKS)  # returns although no vector can be made yet
+    assert (await kb.retrieve(BOT, "배송 얼마나 걸려요?"))[0].chunk_id == "d:1:0"  # the hybrid score meanwhile
+    encoder.gate.set()
+    await kb.vectors_ready()
+    assert (await kb.retrieve(BOT, "배송 얼마나 걸려요?"))[0].chunk_id == "d:1:2"
+    await kb.aclose()
+
+
+async def test_processes_sharing_a_bot_take_turns_and_a_changed_chunk_gets_no_stale_vector(tmp_path: Path) -> None:
+    first = KnowledgeBase(kb_settings(tmp_path, semantic_rerank="e5"))
+    first.encoder = StubEncoder("회원 탈퇴")
+    await first.add(BOT, CHUNKS)
+    await first.vectors_ready()
+    collection = first.store.get(BOT, first.embedder.name)
+    assert collection is not None
+
+    # Another process holds the lease: this one leaves the bot alone.
+    first.store.touch(collection, **{LEASE_KEY: time.time() + 60})
+    await first.add(BOT, [Chunk("d:1:3", "질문: 포인트는 언제 쌓이나요?\n답변: 구매 확정 후에 쌓여요.", {"doc_id": "d", "type": "faq"})])
+    await first.vectors_ready()
+    assert MODEL_KEY not in collection.get(ids=["d:1:3"], include=["metadatas"])["metadatas"][0]
+
+    # Once it lapses, the next one to meet the bot fills the gap.
+    first.store.touch(first.store.fresh(collection), **{LEASE_KEY: time.time() - 1})
+    second = KnowledgeBase(kb_settings(tmp_path, semantic_rerank="e5"))
+    second.encoder = StubEncoder("회원 탈퇴")
+    await second.retrieve(BOT, "포인트")
+    await second.vectors_ready()
+    assert MODEL_KEY in collection.get(ids=["d:1:3"], include=["metadatas"])["metadatas"][0]
+
+    # A vector made from a text the chunk no longer holds is not attached to it.
+    made = SemanticBackfill._store_vectors(
+        collection, [("d:1:0", "질문: 예전 질문\n답변: 예전 답"), ("d:1:1", CHUNKS[1].text)], np.eye(2, 2), "other-v1"
+    )
+    stored = collection.get(ids=["d:1:0", "d:1:1"], include=["metadatas"])
+    assert made == 1 and [m.get(MODEL_KEY) for m in stored["metadatas"]] == ["stub-v1", "other-v1"]
+    await first.aclose()
+    await second.aclose()
 
 
 def many_chunks(count: int, doc_id: str = "d") -> list[Chunk]:
@@ -159,6 +216,7 @@ async def test_reranked_search_applies_filters_and_the_threshold(tmp_path: Path)
     kb = KnowledgeBase(kb_settings(tmp_path, semantic_rerank="e5"))
     kb.encoder = SpreadEncoder("주소 변경 5번")
     await kb.add(BOT, many_chunks(24))
+    await kb.vectors_ready()
     only_faq = await kb.retrieve(BOT, "주소 변경", k=30, search_filter=SearchFilter(type=["faq"]))
     assert len(only_faq) == 12 and {p.type for p in only_faq} == {DocType.FAQ}
     assert [p.score for p in only_faq] == sorted((p.score for p in only_faq), reverse=True)
@@ -171,33 +229,38 @@ async def test_reranked_search_applies_filters_and_the_threshold(tmp_path: Path)
     await kb.aclose()
 
 
-async def test_no_vectors_are_made_beyond_semantic_max_chunks_and_a_replaced_document_does_not_count(
+async def test_no_vectors_are_made_beyond_semantic_max_chunks_and_a_bot_back_within_it_gets_them(
     tmp_path: Path,
 ) -> None:
     kb = KnowledgeBase(kb_settings(tmp_path, semantic_rerank="e5", semantic_max_chunks=4))
     kb.encoder = StubEncoder("회원 탈퇴")
     question = "배송 얼마나 걸려요?"
+    collection = kb.store
+
+    def vectors(doc_id: str) -> list[bool]:
+        found = collection.get(BOT, kb.embedder.name).get(where={"doc_id": doc_id}, include=["metadatas"])  # type: ignore[union-attr]
+        return [MODEL_KEY in meta for meta in found["metadatas"]]
+
+    await kb.add(BOT, [Chunk(c.id.replace("d:", "n:"), c.text, {**c.metadata, "doc_id": "n"}) for c in CHUNKS])
+    await kb.vectors_ready()
+    assert vectors("n") == [True] * 3
+    # A new version of the document (3 + 3 > 4 until the old one is removed, as ingest does): none for it yet.
     await kb.add(BOT, CHUNKS)
-    assert (await kb.retrieve(BOT, question))[0].chunk_id == "d:1:2"  # reranked: the stub wins
-
-    # The same document again stays within 4 (its old version does not count: ingest removes it after): reranked.
-    await kb.add(BOT, [Chunk(c.id.replace(":1:", ":2:"), c.text, c.metadata) for c in CHUNKS])
-    stored = kb.store.get(BOT, kb.embedder.name).get(include=["metadatas"])  # type: ignore[union-attr]
-    assert all(MODEL_KEY in meta for meta in stored["metadatas"])
-
-    # Another document would make 3 + 3 > 4: no vectors for it, and the whole bot falls back to the hybrid score.
-    await kb.add(BOT, [Chunk(c.id.replace("d:", "e:"), c.text, {**c.metadata, "doc_id": "e"}) for c in CHUNKS])
-    stored = kb.store.get(BOT, kb.embedder.name).get(where={"doc_id": "e"}, include=["metadatas"])  # type: ignore[union-attr]
-    assert not any(MODEL_KEY in meta for meta in stored["metadatas"])
+    await kb.vectors_ready()
+    assert vectors("d") == [False] * 3
     lines: list[str] = []
     sink = logger.add(lines.append, level="INFO", format="{level} {message}")
     try:
-        assert (await kb.retrieve(BOT, question))[0].chunk_id in {"d:1:0", "d:2:0", "e:1:0"}
+        assert (await kb.retrieve(BOT, question))[0].chunk_id in {"d:1:0", "n:1:0"}  # hybrid
     finally:
         logger.remove(sink)
     assert [line for line in lines if "SEMANTIC_MAX_CHUNKS" in line] == [
-        "INFO Bot semantic-bot has 9 chunks, more than SEMANTIC_MAX_CHUNKS (4): ranked by the hybrid score\n"
+        "INFO Bot semantic-bot has 6 chunks, more than SEMANTIC_MAX_CHUNKS (4): ranked by the hybrid score\n"
     ]
+    await kb.delete(BOT, {"doc_id": "n"})
+    await kb.vectors_ready()
+    assert vectors("d") == [True] * 3
+    assert (await kb.retrieve(BOT, question))[0].chunk_id == "d:1:2"  # reranked: the stub wins
     await kb.aclose()
 
 
