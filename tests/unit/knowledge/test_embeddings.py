@@ -117,3 +117,4 @@ async def test_switching_backend_reindexes_instead_of_mixing(tmp_path: Path, rer
     assert [(c.metadata or {}).get("embedding") for c in local.store.client.list_collections()] == [
         "local-hash1024-v1"
     ]
+    await local.aclose()
