@@ -89,24 +89,25 @@ class SemanticBackfill:
             logger.exception("Could not make the e5 vectors of bot {}", bot_id)
 
     async def _fill(self, bot_id: str) -> None:
+        """Make the missing vectors of a bot within the size limit. Nothing is written (no new revision, no
+        reload anywhere) unless some are missing and no other process holds the lease."""
         collection = await self._collection_of(bot_id)
-        if collection is None or not await asyncio.to_thread(self._take_lease, collection):
+        if collection is None or await asyncio.to_thread(collection.count) > self._max_chunks:
             return
+        data = await asyncio.to_thread(self._store.read_all, collection)
+        encoder = self._encoder()
+        missing = [
+            (chunk_id, text)
+            for chunk_id, text, meta in zip(data["ids"], data["documents"], data["metadatas"], strict=True)
+            if meta.get(MODEL_KEY) != encoder.name
+        ]
+        if not missing or len(data["ids"]) > self._max_chunks:
+            return
+        if not await asyncio.to_thread(self._take_lease, collection):
+            return
+        logger.info("Making e5 vectors for {} chunks of bot {}", len(missing), bot_id)
         filled = 0
         try:
-            if await asyncio.to_thread(collection.count) > self._max_chunks:
-                return
-            data = await asyncio.to_thread(self._store.read_all, collection)
-            if len(data["ids"]) > self._max_chunks:  # grew since it was counted
-                return
-            encoder = self._encoder()
-            missing = [
-                (chunk_id, text)
-                for chunk_id, text, meta in zip(data["ids"], data["documents"], data["metadatas"], strict=True)
-                if meta.get(MODEL_KEY) != encoder.name
-            ]
-            if missing:
-                logger.info("Making e5 vectors for {} chunks of bot {}", len(missing), bot_id)
             for start in range(0, len(missing), BATCH):
                 batch = missing[start : start + BATCH]
                 vectors = await encoder.passages([text for _, text in batch])
@@ -114,8 +115,7 @@ class SemanticBackfill:
         finally:
             await asyncio.to_thread(self._release, collection)
             self._changed(bot_id)
-        if filled:
-            logger.info("Bot {}: e5 vectors made for {} chunks", bot_id, filled)
+        logger.info("Bot {}: e5 vectors made for {} chunks", bot_id, filled)
 
     def _take_lease(self, collection: "Collection") -> bool:
         current = self._store.fresh(collection)

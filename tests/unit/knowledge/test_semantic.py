@@ -246,8 +246,11 @@ async def test_no_vectors_are_made_beyond_semantic_max_chunks_and_a_bot_back_wit
     assert vectors("n") == [True] * 3
     # A new version of the document (3 + 3 > 4 until the old one is removed, as ingest does): none for it yet.
     await kb.add(BOT, CHUNKS)
+    revision = (kb.store.get(BOT, kb.embedder.name).metadata or {})["revision"]  # type: ignore[union-attr]
     await kb.vectors_ready()
     assert vectors("d") == [False] * 3
+    # Looking and finding nothing to do wrote nothing: no process reloads the bot for it.
+    assert (kb.store.get(BOT, kb.embedder.name).metadata or {})["revision"] == revision  # type: ignore[union-attr]
     lines: list[str] = []
     sink = logger.add(lines.append, level="INFO", format="{level} {message}")
     try:
