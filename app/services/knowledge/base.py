@@ -270,8 +270,11 @@ class KnowledgeBase:
                     return None
                 collection = await self._build(bot_id)
             previous = self._bots.get(bot_id)
-            corpus = previous.corpus if previous and previous.collection.id == collection.id else None
-            state = _BotState(collection, time.monotonic(), corpus)
+            if previous is not None and previous.collection.id == collection.id:
+                # The same object, refreshed: a search still loading its corpus into it keeps what it loads.
+                previous.collection, previous.checked_at = collection, time.monotonic()
+                return previous
+            state = _BotState(collection, time.monotonic())
             self._bots[bot_id] = state
             return state
 
