@@ -11,7 +11,6 @@ download), timing retrieval one query at a time. Memory: this process's RSS with
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import random
 import tempfile
@@ -19,10 +18,11 @@ import time
 from pathlib import Path
 
 from app.config import Settings
+from app.db import Database
 from app.services.knowledge import KnowledgeBase
 from app.services.knowledge.base import Chunk
 from bench.common import percentile
-from bench.rag_quality import EVAL, compare, report, run_quality
+from bench.rag_quality import compare, domains, load_domain, migrated_database, report, run_quality
 
 BOT = "bench"
 SYLLABLES = "가나다라마바사아자차카타파하고노도로모보소오조초코토포호구누두루무부수우주추쿠투푸후기니디리미비시이지치"
@@ -118,20 +118,17 @@ def _first_answer_rss() -> str:
     from app.services.pipeline import build_pipeline  # noqa: F401
 
     imported, _ = rss_mb()
-    entries = json.loads((EVAL / "dev" / "insurance.json").read_text(encoding="utf-8"))["entries"]
-    chunks = [
-        Chunk(e["id"], f"질문: {e['question']}\n답변: {e['answer']}", {"doc_id": "faq", "type": "faq", "answer": e["answer"]})
-        for e in entries
-    ]
+    data = domains("dev")[0]
     with tempfile.TemporaryDirectory() as folder:
-        settings = Settings(_env_file=None, chroma_path=folder, openai_api_key=None)  # type: ignore[call-arg]
+        settings = migrated_database(folder)
 
         async def answer() -> bool:
-            kb = KnowledgeBase(settings)
-            await kb.add(BOT, chunks)
+            db, kb = Database(settings), KnowledgeBase(settings)
+            await load_domain(db, kb, data)  # the upload's own path
             await kb.vectors_ready()
-            await kb.offline_answer(BOT, "실비 청구 어떻게 해요?")
+            await kb.offline_answer(data["domain"], "실비 청구 어떻게 해요?")
             await kb.aclose()
+            await db.dispose()
             return kb.encoder is not None
 
         reranked = asyncio.run(answer())
